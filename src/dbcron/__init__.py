@@ -1,0 +1,3 @@
+"""dbcron: scheduled database work, recorded."""
+
+__version__ = "0.1.0"

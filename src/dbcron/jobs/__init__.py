@@ -1,0 +1,1 @@
+"""The work a task does: query, export, mail, alert, maintenance SQL, callables."""

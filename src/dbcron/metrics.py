@@ -3,8 +3,9 @@
 Off by default: ``prometheus_client`` is imported by ``Metrics()`` only, so a
 daemon without ``--metrics-address`` (and every CLI command) never loads it.
 The metrics live in a private ``CollectorRegistry`` rather than the global one,
-so tests can build several ``Metrics`` side by side and only our series (plus
-the process collector, useful for RSS and CPU) are exported.
+so tests can build several ``Metrics`` side by side and only our series are
+exported. No process collector: it reads ``/proc/stat``, which the unit's
+``ProcSubset=pid`` hides, and systemd already accounts the unit's CPU and memory.
 
 Rows are a counter (``dbcron_run_rows_total``) rather than a histogram: row
 counts span from 0 to millions depending on the task, so no bucket layout fits
@@ -68,7 +69,6 @@ class Metrics:
         import prometheus_client as prom
 
         self.registry: CollectorRegistry = prom.CollectorRegistry()
-        prom.ProcessCollector(registry=self.registry)
         reg = self.registry
         self.runs: Counter = prom.Counter(
             "dbcron_runs",

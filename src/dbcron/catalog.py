@@ -1,0 +1,167 @@
+"""Task services behind the CLI: validate, apply, add, edit, list, show, next, enable, delete.
+
+Each takes the store, the settings and `now` explicitly and returns plain data;
+the CLI only parses arguments, calls one of these and prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dbcron.errors import DbcronError, InvalidTask, TaskNotFound
+from dbcron.schedule import ScheduleSpec, describe, fire_times, next_fire
+from dbcron.secrets import mask_secrets
+from dbcron.settings import Settings
+from dbcron.store import ApplyResult, Store, TaskRow
+
+
+@dataclass
+class Checked:
+    """Validated task data ready for the store, and warnings worth printing."""
+
+    definitions: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [d["name"] for d in self.definitions]
+
+
+def check_items(items: Iterable[tuple[str, Any]]) -> Checked:
+    """Validate (origin, data) pairs; a missing ${VAR} is only a warning until run time."""
+    from dbcron.validation import missing_env, parse_tasks
+
+    tasks = parse_tasks(items)
+    warnings = [
+        f"{t.name}: ${{{var}}} is not set in this environment; the task fails at run time "
+        "unless the daemon's environment sets it"
+        for t in tasks
+        for var in missing_env(t)
+    ]
+    return Checked([t.to_data() for t in tasks], warnings)
+
+
+def check_paths(paths: Iterable[str]) -> Checked:
+    from dbcron.taskfiles import expand, read_documents
+
+    files = expand(paths)
+    if not files:
+        raise InvalidTask([f"no task files (*.yaml, *.yml) in {', '.join(map(str, paths))}"])
+    return check_items(read_documents(files))
+
+
+def prune_candidates(store: Store, keep: Iterable[str]) -> list[str]:
+    return sorted(set(store.tasks.names()) - set(keep))
+
+
+def apply(store: Store, checked: Checked, now: datetime, prune: bool = False) -> ApplyResult:
+    return store.tasks.upsert(checked.definitions, now, prune=prune)
+
+
+def add(store: Store, data: Mapping[str, Any], origin: str, now: datetime) -> Checked:
+    checked = check_items([(origin, data)])
+    name = checked.names[0]
+    if store.tasks.get(name) is not None:
+        raise DbcronError(
+            f"a task named '{name}' exists already; use 'manage-tasks edit {name}' "
+            "or 'manage-tasks apply' to change it"
+        )
+    store.tasks.upsert(checked.definitions, now)
+    return checked
+
+
+def replace(store: Store, name: str, data: Any, now: datetime) -> ApplyResult:
+    """Save an edited definition of `name` (the name itself cannot change)."""
+    get(store, name)
+    checked = check_items([(f"edited task '{name}'", data)])
+    if checked.names[0] != name:
+        raise InvalidTask(
+            [f"name: renaming '{name}' to '{checked.names[0]}' is not supported; "
+             "add the new task and delete the old one"]
+        )
+    return store.tasks.upsert(checked.definitions, now)
+
+
+def get(store: Store, name: str) -> TaskRow:
+    row = store.tasks.get(name)
+    if row is None:
+        raise TaskNotFound(name, store.tasks.names())
+    return row
+
+
+def spec_of(row: TaskRow, settings: Settings) -> ScheduleSpec:
+    return ScheduleSpec.from_dict(row.data["schedule"], settings.timezone)
+
+
+def listing(store: Store, settings: Settings, now: datetime) -> list[dict[str, Any]]:
+    latest = store.runs.latest()
+    result = []
+    for row in store.tasks.all():
+        spec = spec_of(row, settings)
+        last = latest.get(row.name)
+        upcoming = next_fire(spec, now) if row.enabled else None
+        result.append(
+            {
+                "name": row.name,
+                "kind": row.kind,
+                "enabled": row.enabled,
+                "schedule": describe(spec),
+                "timezone": spec.tz.key,
+                "next_run": upcoming.isoformat() if upcoming else None,
+                "last_run": last.scheduled_for.isoformat() if last else None,
+                "last_status": last.status if last else None,
+            }
+        )
+    return result
+
+
+def masked(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's data with any password in a URL masked, for show/export/logs."""
+    return {k: _mask(v) for k, v in data.items()}
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, Mapping):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
+
+
+def detail(store: Store, name: str, settings: Settings, now: datetime) -> dict[str, Any]:
+    row = get(store, name)
+    spec = spec_of(row, settings)
+    data = masked(row.data)
+    data["next_runs"] = (
+        [t.isoformat() for t in fire_times(spec, now, 5)] if row.enabled else []
+    )
+    data["recent_runs"] = [r.to_json() for r in store.runs.history(task=name, limit=5)]
+    data["schedule_text"] = describe(spec)
+    if row.imported:
+        data["imported"] = row.imported
+    return data
+
+
+def upcoming(
+    store: Store, name: str, count: int, start: datetime, settings: Settings
+) -> list[datetime]:
+    return fire_times(spec_of(get(store, name), settings), start, count)
+
+
+def set_enabled(store: Store, name: str, enabled: bool, now: datetime) -> bool:
+    get(store, name)
+    return store.tasks.set_enabled(name, enabled, now)
+
+
+def delete(store: Store, name: str) -> None:
+    get(store, name)
+    store.tasks.delete(name)
+
+
+def export_all(store: Store) -> list[dict[str, Any]]:
+    return [masked(row.data) for row in store.tasks.all()]

@@ -1,0 +1,91 @@
+"""What every command shares: settings, the store, the clock, output helpers.
+
+Opened lazily, so `--help` and `schema` never import SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from dbcron.settings import Settings
+    from dbcron.store import Store
+
+
+class App:
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self.overrides = overrides
+        self._settings: Settings | None = None
+        self._store: Store | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from dbcron.settings import load_environment, load_settings
+
+            load_environment()
+            self._settings = load_settings(overrides=self.overrides)
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from dbcron.store import open_store
+
+            self._store = open_store(self.settings.store)
+        return self._store
+
+    def now(self) -> datetime:
+        """The one place a command reads the clock; everything below takes it as an argument."""
+        return datetime.now(UTC)
+
+    def changed(self) -> None:
+        """After a store change: tell a local daemon to reload, and say so."""
+        from dbcron.control import reload_daemon
+
+        click.echo(reload_daemon(self.settings.pidfile), err=True)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def table(rows: list[list[str]], headers: list[str]) -> None:
+    """Plain aligned columns: readable in a terminal and in `journalctl`-style logs."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+    for line in [headers, *rows]:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+def local(ts: str | datetime | None, tz: str | None = None) -> str:
+    """An ISO instant for people: minutes, in the task's zone, with the offset."""
+    if ts is None:
+        return "-"
+    value = datetime.fromisoformat(ts) if isinstance(ts, str) else ts
+    if tz:
+        from zoneinfo import ZoneInfo
+
+        value = value.astimezone(ZoneInfo(tz))
+    return value.strftime("%Y-%m-%d %H:%M %z")
+
+
+def confirm_or_yes(question: str, yes: bool) -> None:
+    """Ask on a terminal; without one, demand --yes rather than guess."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"{question} Add --yes to confirm without a terminal.")
+    click.confirm(question, abort=True)
+

@@ -1,0 +1,41 @@
+"""`import`: bring in the older tool's tasks.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dbcron.cli.app import App, pass_app
+
+
+@click.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--env-file", type=click.Path(dir_okay=False, path_type=Path), default=Path(".env"),
+    show_default=True,
+    help="Where the database URLs go as VAR=url lines (created 0600, appended).",
+)
+@pass_app
+def import_(app: App, file: Path, env_file: Path) -> None:
+    """Import tasks.json: tasks into the store, database URLs into the env file."""
+    from dbcron import imports
+
+    outcome = imports.import_file(app.store, file, env_file, app.now())
+    for line in outcome.warnings:
+        click.echo(f"warning: {line}", err=True)
+    result = outcome.result
+    click.echo(
+        f"imported {len(result.created) + len(result.updated)} task(s) from {file}: "
+        f"{len(result.created)} created, {len(result.updated)} updated, "
+        f"{len(result.unchanged)} unchanged"
+    )
+    for original, name in outcome.renamed:
+        click.echo(f"  '{original}' -> {name}")
+    for var, shown in outcome.env_lines:
+        click.echo(f"  {var}={shown}  (written to {env_file})")
+    if result.changed:
+        app.changed()
+
+
+COMMANDS = [import_]

@@ -1,0 +1,209 @@
+"""Import of the older tool's tasks.json: every field maps to something.
+
+The old tool kept APScheduler-style schedule fields and a database URL with
+its password in each task. URLs do not enter the store: each distinct URL
+becomes one `${VAR}` reference, and the `VAR=url` lines are handed back for the
+environment file. Counters, timestamps and the last error are kept as the
+task's `imported` facts, shown by `manage-tasks show`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbcron.errors import ImportFileError
+from dbcron.secrets import mask_secrets
+
+_APS_DOW = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_STAT_FIELDS = ("task_id", "database_type", "created_at", "last_run", "next_run",
+                "run_count", "error_count", "last_error", "excel_path", "pdf_path")
+
+
+@dataclass
+class Imported:
+    """What an import produces: task data, their imported facts, and env lines to add."""
+
+    items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def handle(name: str, taken: set[str]) -> str:
+    """A valid unique task name from the old tool's free-text name."""
+    base = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:60] or "task"
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}-{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def read(path: Path) -> list[Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ImportFileError(
+            f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"
+        ) from None
+    if isinstance(doc, dict) and isinstance(doc.get("tasks"), list):
+        doc = doc["tasks"]
+    if not isinstance(doc, list):
+        raise ImportFileError(f"{path}: expected a JSON list of tasks, got {type(doc).__name__}")
+    return doc
+
+
+def convert(path: Path, entries: list[Any]) -> Imported:
+    """Map every entry; all problems are reported together and nothing is half-imported."""
+    out = Imported()
+    problems: list[str] = []
+    taken: set[str] = set()
+    url_vars: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}[{i}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{where}: expected an object, got {type(entry).__name__}")
+            continue
+        title = str(entry.get("name") or entry.get("task_id") or f"task-{i + 1}")
+        where += f" ('{title}')"
+        name = handle(title, taken)
+        try:
+            data = _task(entry, name, title)
+            data["schedule"] = _schedule(entry)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        url = entry.get("database_url")
+        if url:
+            var = url_vars.get(url)
+            if var is None:
+                var = re.sub(r"[^A-Z0-9]+", "_", name.upper()) + "_DB_URL"
+                url_vars[url] = var
+                out.env[var] = str(url)
+            data["source"] = "${" + var + "}"
+        else:
+            problems.append(f"{where}: database_url: missing; every task needs its database")
+            continue
+        out.items.append((where, data))
+        facts = {k: entry[k] for k in _STAT_FIELDS if entry.get(k) not in (None, "")}
+        facts["original_name"] = title
+        if "last_error" in facts:
+            facts["last_error"] = mask_secrets(str(facts["last_error"]))
+        out.facts[name] = facts
+    if problems:
+        raise ImportFileError("\n".join(problems))
+    return out
+
+
+def _task(entry: Mapping[str, Any], name: str, title: str) -> dict[str, Any]:
+    if not entry.get("query"):
+        raise ValueError("query: missing; the old tool's tasks are all queries")
+    data: dict[str, Any] = {
+        "name": name,
+        "description": entry.get("description") or title,
+        "kind": "report",
+        "enabled": bool(entry.get("is_active", True)),
+        "query": entry["query"],
+    }
+    formats = [f for f, key in (("xlsx", "export_excel"), ("pdf", "export_pdf")) if entry.get(key)]
+    if formats:
+        export: dict[str, Any] = {"formats": formats}
+        stem = _stem(entry.get("excel_path") or entry.get("pdf_path"))
+        if stem:
+            export["filename"] = stem + "-{{ today }}"
+        data["export"] = export
+    to = _addresses(entry.get("email_recipients"))
+    if to:
+        email: dict[str, Any] = {"to": to}
+        cc = _addresses(entry.get("email_cc_recipients"))
+        if cc:
+            email["cc"] = cc
+        if entry.get("email_subject"):
+            email["subject"] = entry["email_subject"]
+        data["email"] = email
+    return data
+
+
+def _stem(path: Any) -> str | None:
+    if not path:
+        return None
+    return Path(str(path)).stem or None
+
+
+def _addresses(value: Any) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        value = re.split(r"[,;\s]+", value)
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _schedule(entry: Mapping[str, Any]) -> dict[str, Any]:
+    kind = entry.get("schedule_type")
+    config = entry.get("schedule_config") or {}
+    if not isinstance(config, Mapping):
+        raise ValueError("schedule_config: expected an object")
+    if kind == "cron":
+        return _cron(config)
+    if kind == "interval":
+        units = {"weeks": 604800, "days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+        unknown = set(config) - set(units)
+        if unknown:
+            raise ValueError(f"schedule_config: unknown interval fields {sorted(unknown)}")
+        try:
+            seconds = sum(int(config.get(k) or 0) * n for k, n in units.items())
+        except (TypeError, ValueError):
+            raise ValueError("schedule_config: interval fields must be whole numbers") from None
+        if seconds <= 0:
+            raise ValueError("schedule_config: an interval needs weeks/days/hours/minutes/seconds")
+        return {"every": f"{seconds}s"}
+    if kind == "once":
+        run_date = config.get("run_date")
+        if not run_date:
+            raise ValueError("schedule_config.run_date: missing for a 'once' schedule")
+        return {"at": str(run_date)}
+    raise ValueError(f"schedule_type: {kind!r} is not one of cron, interval, once")
+
+
+def _cron(config: Mapping[str, Any]) -> dict[str, Any]:
+    known = {"year", "month", "day", "week", "day_of_week", "hour", "minute", "second"}
+    unknown = set(config) - known
+    if unknown:
+        raise ValueError(f"schedule_config: unknown cron fields {sorted(unknown)}")
+
+    def get(key: str, default: str) -> str:
+        value = config.get(key)
+        return default if value in (None, "") else str(value).replace(" ", "")
+
+    if get("week", "*") != "*":
+        raise ValueError("schedule_config.week: ISO week numbers have no cron equivalent")
+    if get("second", "0") not in ("0", "00"):
+        raise ValueError("schedule_config.second: dbcron schedules to the minute; use 0")
+    # APScheduler: fields below the largest one given default to their minimum.
+    larger = [k for k in ("year", "month", "day", "day_of_week") if get(k, "*") != "*"]
+    hour = get("hour", "0" if larger else "*")
+    minute = get("minute", "0" if larger or hour != "*" else "*")
+    schedule: dict[str, Any] = {
+        "cron": " ".join(
+            [minute, hour, get("day", "*"), get("month", "*"), _dow(get("day_of_week", "*"))]
+        )
+    }
+    year = get("year", "*")
+    if year != "*":
+        if not year.isdigit():
+            raise ValueError(f"schedule_config.year: {year!r}; only a single year is supported")
+        schedule["start"] = f"{year}-01-01T00:00:00"
+        schedule["end"] = f"{year}-12-31T23:59:59"
+    return schedule
+
+
+def _dow(value: str) -> str:
+    """APScheduler counts weekdays from Monday = 0; cron from Sunday = 0."""
+    return re.sub(r"(?<!/)\d+", lambda m: _APS_DOW[int(m.group()) % 7], value)

@@ -1,0 +1,246 @@
+"""When a task fires: pure functions of its schedule and a given instant.
+
+Everything here takes `now`/`after` as an argument; nothing reads the clock.
+`manage-tasks next`, `list`, `show` and the daemon's APScheduler trigger all go
+through `next_fire`, so what the CLI prints is what the daemon runs.
+
+Cron expressions are wall-clock times in the task's zone. A wall time that a
+spring-forward gap skips runs at the end of the gap (`gap: shift`) or not at
+all (`gap: skip`); a wall time that a fall-back repeats runs on its first pass
+(`overlap: first`) or on both (`overlap: both`). Intervals (`every`) count
+real elapsed time from `start`, or from the Unix epoch when there is none, so
+the slots of `every: 30m` are :00 and :30 and survive restarts unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dbcron.cron import parse_cron
+from dbcron.durations import format_duration, parse_duration
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Wide enough for any real DST shift (Lord Howe's is 30 minutes, the largest 2 hours).
+_DST_WINDOW = timedelta(hours=3)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A task's schedule, resolved: exactly one of cron, every, at is set."""
+
+    tz: ZoneInfo
+    cron: str | None = None
+    every: timedelta | None = None
+    at: datetime | None = None
+    jitter: timedelta = timedelta(0)
+    start: datetime | None = None
+    end: datetime | None = None
+    max_runs: int | None = None
+    gap: str = "shift"
+    overlap: str = "first"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], default_tz: str = "UTC") -> ScheduleSpec:
+        """Build from a stored (already validated) schedule mapping."""
+        tz = ZoneInfo(data.get("timezone") or default_tz)
+        dst = data.get("dst") or {}
+        every = data.get("every")
+        return cls(
+            tz=tz,
+            cron=data.get("cron"),
+            every=parse_duration(every) if every is not None else None,
+            at=_local(data.get("at"), tz),
+            jitter=parse_duration(data.get("jitter") or 0),
+            start=_local(data.get("start"), tz),
+            end=_local(data.get("end"), tz),
+            max_runs=data.get("max_runs"),
+            gap=dst.get("gap", "shift"),
+            overlap=dst.get("overlap", "first"),
+        )
+
+
+def _local(value: str | datetime | None, tz: ZoneInfo) -> datetime | None:
+    """An ISO time from a task file: naive means wall time in the task's zone."""
+    if value is None:
+        return None
+    dt = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        instants = wall_to_instants(dt, tz, "shift", "first")
+        return instants[0]
+    return dt.astimezone(UTC)
+
+
+def wall_to_instants(naive: datetime, tz: ZoneInfo, gap: str, overlap: str) -> list[datetime]:
+    """The UTC instants a wall time stands for under the DST policy: none, one or two."""
+    first = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    second = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if first == second:
+        return [first]
+    if first.astimezone(tz).replace(tzinfo=None) != naive:
+        # In a gap PEP 495 maps fold=1 before the transition and fold=0 after it.
+        return [] if gap == "skip" else [_transition(second, first, tz)]
+    return [first] if overlap == "first" else [first, second]
+
+
+def _transition(low: datetime, high: datetime, tz: ZoneInfo) -> datetime:
+    """First instant in (low, high] with the offset in force at `high` (bisection)."""
+    target = high.astimezone(tz).utcoffset()
+    while high - low > timedelta(seconds=1):
+        mid = low + (high - low) / 2
+        mid = mid.replace(microsecond=0)
+        if mid.astimezone(tz).utcoffset() == target:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def next_fire(spec: ScheduleSpec, after: datetime) -> datetime | None:
+    """The first slot strictly after `after` (aware), or None when there is none."""
+    after = after.astimezone(UTC)
+    if spec.start is not None and after < spec.start:
+        after = spec.start - timedelta(microseconds=1)
+    if spec.cron is not None:
+        found = _next_cron(spec, after)
+    elif spec.every is not None:
+        found = _next_interval(spec.every, spec.start or EPOCH, after)
+    elif spec.at is not None:
+        found = spec.at if spec.at > after else None
+    else:
+        found = None
+    if found is not None and spec.end is not None and found > spec.end:
+        return None
+    return found
+
+
+def _next_interval(every: timedelta, anchor: datetime, after: datetime) -> datetime:
+    if after < anchor:
+        return anchor
+    steps = (after - anchor) // every + 1
+    return anchor + every * steps
+
+
+def _next_cron(spec: ScheduleSpec, after: datetime) -> datetime | None:
+    assert spec.cron is not None
+    cron = parse_cron(spec.cron)
+    tz = spec.tz
+    local = after.astimezone(tz).replace(tzinfo=None)
+    if _steady(tz, after):
+        # No offset change near: wall time and instants run in the same order.
+        naive: datetime | None = local
+        while naive is not None:
+            naive = cron.next_after(naive)
+            if naive is None:
+                return None
+            for instant in wall_to_instants(naive, tz, spec.gap, spec.overlap):
+                if instant > after:
+                    if _steady(tz, instant):
+                        return instant
+                    return _next_cron_careful(spec, after, local)
+        return None
+    return _next_cron_careful(spec, after, local)
+
+
+def _steady(tz: ZoneInfo, instant: datetime) -> bool:
+    before = (instant - _DST_WINDOW).astimezone(tz).utcoffset()
+    return before == (instant + _DST_WINDOW).astimezone(tz).utcoffset()
+
+
+def _next_cron_careful(spec: ScheduleSpec, after: datetime, local: datetime) -> datetime | None:
+    """Near a DST change wall order and instant order differ: look at every candidate."""
+    cron = parse_cron(spec.cron or "")
+    naive: datetime | None = local - _DST_WINDOW - timedelta(minutes=1)
+    best: datetime | None = None
+    while naive is not None:
+        naive = cron.next_after(naive)
+        if naive is None:
+            break
+        for instant in wall_to_instants(naive, spec.tz, spec.gap, spec.overlap):
+            if instant > after and (best is None or instant < best):
+                best = instant
+        if best is not None and naive > local + _DST_WINDOW and naive > _wall(best, spec.tz):
+            break
+    return best
+
+
+def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
+    return instant.astimezone(tz).replace(tzinfo=None) + _DST_WINDOW
+
+
+def fire_times(spec: ScheduleSpec, after: datetime, count: int) -> list[datetime]:
+    """The next `count` slots after `after`."""
+    result: list[datetime] = []
+    current: datetime | None = after
+    while len(result) < count and current is not None:
+        current = next_fire(spec, current)
+        if current is not None:
+            result.append(current)
+    return result
+
+
+def fires_between(spec: ScheduleSpec, after: datetime, until: datetime) -> Iterator[datetime]:
+    """Slots in (after, until], oldest first: what a daemon that was down has missed."""
+    current = next_fire(spec, after)
+    while current is not None and current <= until:
+        yield current
+        current = next_fire(spec, current)
+
+
+def jitter_for(task: str, slot: datetime, jitter: timedelta) -> timedelta:
+    """A delay in [0, jitter) fixed by task and slot, so a restart keeps the same start time."""
+    if jitter <= timedelta(0):
+        return timedelta(0)
+    digest = hashlib.sha256(f"{task}@{slot.isoformat()}".encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64
+    return timedelta(seconds=int(jitter.total_seconds() * fraction))
+
+
+def describe(spec: ScheduleSpec) -> str:
+    """The schedule in words, e.g. 'At 09:00, Monday through Friday (Asia/Kolkata)'."""
+    if spec.cron is not None:
+        text = _describe_cron(spec.cron)
+    elif spec.every is not None:
+        text = "Every " + _words(spec.every)
+    elif spec.at is not None:
+        text = "Once at " + spec.at.astimezone(spec.tz).strftime("%Y-%m-%d %H:%M")
+    else:
+        text = "Never"
+    text += f" ({spec.tz.key})"
+    if spec.start is not None:
+        text += ", from " + spec.start.astimezone(spec.tz).strftime("%Y-%m-%d %H:%M")
+    if spec.end is not None:
+        text += ", until " + spec.end.astimezone(spec.tz).strftime("%Y-%m-%d %H:%M")
+    if spec.max_runs is not None:
+        text += f", at most {spec.max_runs} runs"
+    return text
+
+
+def _words(every: timedelta) -> str:
+    names = {"w": "week", "d": "day", "h": "hour", "m": "minute", "s": "second"}
+    spelled = format_duration(every)
+    parts = []
+    number = ""
+    for char in spelled:
+        if char.isdigit():
+            number += char
+            continue
+        parts.append(f"{number} {names[char]}" + ("" if number == "1" else "s"))
+        number = ""
+    return " ".join(parts)
+
+
+@lru_cache(maxsize=1024)
+def _describe_cron(expression: str) -> str:
+    from cron_descriptor import Options, get_description
+
+    options = Options()
+    options.use_24hour_time_format = True
+    options.verbose = False
+    text: str = get_description(expression, options)
+    return text

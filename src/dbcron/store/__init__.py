@@ -1,0 +1,30 @@
+"""The store: the truth about tasks and runs, behind one small interface.
+
+SQLite (default) or PostgreSQL (several hosts sharing one store), chosen by URL.
+"""
+
+from __future__ import annotations
+
+from dbcron.store.database import Database
+from dbcron.store.migrations import migrate
+from dbcron.store.runs import Claim, RunRepo, RunRow
+from dbcron.store.tasks import ApplyResult, TaskRepo, TaskRow
+
+__all__ = ["ApplyResult", "Claim", "RunRow", "Store", "TaskRow", "open_store"]
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.tasks = TaskRepo(db)
+        self.runs = RunRepo(db)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_store(url: str) -> Store:
+    """Open (creating or upgrading as needed) the store at `url`."""
+    db = Database(url)
+    migrate(db)
+    return Store(db)

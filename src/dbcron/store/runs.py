@@ -1,0 +1,252 @@
+"""Run rows: one per slot, claimed before any work, updated as the run goes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from dbcron.store.database import Database
+from dbcron.store.tables import runs
+
+STATUSES = ("running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed")
+FINAL = frozenset(STATUSES) - {"running"}
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    task: str
+    scheduled_for: datetime
+    trigger: str
+    status: str
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    rows: int | None
+    bytes: int | None
+    artifacts: list[str]
+    result: Any
+    error: str | None
+    host: str | None
+    pid: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("scheduled_for", "started_at", "finished_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+def _run(r: Any) -> RunRow:
+    return RunRow(
+        id=r.id,
+        task=r.task,
+        scheduled_for=r.scheduled_for,
+        trigger=r.trigger,
+        status=r.status,
+        attempt=r.attempt,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+        rows=r.rows,
+        bytes=r.bytes,
+        artifacts=json.loads(r.artifacts) if r.artifacts else [],
+        result=json.loads(r.result) if r.result else None,
+        error=r.error,
+        host=r.host,
+        pid=r.pid,
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who is claiming a slot, and until when its claim holds without a heartbeat."""
+
+    host: str
+    pid: int
+    daemon_id: str | None
+    lease_until: datetime | None
+
+
+class RunRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def claim(
+        self, task: str, slot: datetime, trigger: str, claim: Claim, now: datetime
+    ) -> int | None:
+        """Insert the slot's run row as running; None when the slot was claimed already."""
+        values = {
+            "task": task,
+            "scheduled_for": slot,
+            "trigger": trigger,
+            "status": "running",
+            "attempt": 1,
+            "started_at": now,
+            "host": claim.host,
+            "pid": claim.pid,
+            "daemon_id": claim.daemon_id,
+            "lease_until": claim.lease_until,
+        }
+        try:
+            with self.db.write() as conn:
+                return int(conn.execute(insert(runs).values(values)).inserted_primary_key[0])
+        except IntegrityError:
+            return None
+
+    def record(
+        self, task: str, slot: datetime, trigger: str, status: str, now: datetime,
+        claim: Claim, error: str | None = None,
+    ) -> int | None:
+        """A slot that did not run (skipped, missed): a finished row, unless already claimed."""
+        values = {
+            "task": task,
+            "scheduled_for": slot,
+            "trigger": trigger,
+            "status": status,
+            "attempt": 0,
+            "finished_at": now,
+            "error": error,
+            "host": claim.host,
+            "pid": claim.pid,
+            "daemon_id": claim.daemon_id,
+        }
+        try:
+            with self.db.write() as conn:
+                return int(conn.execute(insert(runs).values(values)).inserted_primary_key[0])
+        except IntegrityError:
+            return None
+
+    def start_attempt(self, run_id: int, attempt: int, now: datetime, lease_until: datetime | None,
+                      claim: Claim) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(runs).where(runs.c.id == run_id).values(
+                    status="running", attempt=attempt, started_at=now, finished_at=None,
+                    error=None, lease_until=lease_until, host=claim.host, pid=claim.pid,
+                    daemon_id=claim.daemon_id,
+                )
+            )
+
+    def finish(
+        self, run_id: int, status: str, now: datetime, *, rows: int | None = None,
+        size: int | None = None, artifacts: list[str] | None = None, result: Any = None,
+        error: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status, "finished_at": now, "rows": rows, "bytes": size,
+            "error": error, "lease_until": None,
+            "artifacts": json.dumps(artifacts) if artifacts else None,
+            "result": json.dumps(result) if result is not None else None,
+        }
+        with self.db.write() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(values))
+
+    def renew_leases(self, daemon_id: str, until: datetime) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(runs)
+                .where(and_(runs.c.daemon_id == daemon_id, runs.c.status == "running"))
+                .values(lease_until=until)
+            )
+
+    def interrupt_expired(self, now: datetime, note: str) -> list[RunRow]:
+        """Runs left running by a daemon that stopped renewing its lease become interrupted."""
+        with self.db.write() as conn:
+            stale = [
+                _run(r)
+                for r in conn.execute(
+                    select(runs).where(
+                        and_(runs.c.status == "running", runs.c.lease_until < now)
+                    )
+                )
+            ]
+            if stale:
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id.in_([r.id for r in stale]))
+                    .values(status="interrupted", finished_at=now, error=note, lease_until=None)
+                )
+        return stale
+
+    def interrupt_daemon(self, daemon_id: str, now: datetime, note: str) -> int:
+        with self.db.write() as conn:
+            return conn.execute(
+                update(runs)
+                .where(and_(runs.c.daemon_id == daemon_id, runs.c.status == "running"))
+                .values(status="interrupted", finished_at=now, error=note, lease_until=None)
+            ).rowcount
+
+    def get(self, run_id: int) -> RunRow | None:
+        with self.db.read() as conn:
+            r = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        return _run(r) if r is not None else None
+
+    def last_slot(self, task: str) -> datetime | None:
+        """The newest scheduled slot on record: where catch-up after downtime starts."""
+        query = select(func.max(runs.c.scheduled_for)).where(
+            and_(runs.c.task == task, runs.c.trigger == "schedule")
+        )
+        with self.db.read() as conn:
+            return conn.execute(query).scalar_one_or_none()  # type: ignore[no-any-return]
+
+    def last_slots(self) -> dict[str, datetime]:
+        query = (
+            select(runs.c.task, func.max(runs.c.scheduled_for))
+            .where(runs.c.trigger == "schedule")
+            .group_by(runs.c.task)
+        )
+        with self.db.read() as conn:
+            return {t: s for t, s in conn.execute(query)}
+
+    def latest(self) -> dict[str, RunRow]:
+        """The newest run of each task, for `list`."""
+        newest = select(func.max(runs.c.id)).group_by(runs.c.task).scalar_subquery()
+        with self.db.read() as conn:
+            return {r.task: _run(r) for r in conn.execute(select(runs).where(runs.c.id.in_(newest)))}
+
+    def successes(self, task: str) -> int:
+        query = select(func.count()).where(
+            and_(runs.c.task == task, runs.c.status == "succeeded")
+        )
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def running(self, task: str) -> int:
+        query = select(func.count()).where(and_(runs.c.task == task, runs.c.status == "running"))
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def history(
+        self, task: str | None = None, status: str | None = None,
+        since: datetime | None = None, limit: int = 20,
+    ) -> list[RunRow]:
+        query = select(runs).order_by(runs.c.scheduled_for.desc(), runs.c.id.desc()).limit(limit)
+        if task is not None:
+            query = query.where(runs.c.task == task)
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        if since is not None:
+            query = query.where(runs.c.scheduled_for >= since)
+        with self.db.read() as conn:
+            return [_run(r) for r in conn.execute(query)]
+
+    def counts_since(self, since: datetime) -> dict[str, int]:
+        query = (
+            select(runs.c.status, func.count())
+            .where(runs.c.scheduled_for >= since)
+            .group_by(runs.c.status)
+        )
+        with self.db.read() as conn:
+            return {s: int(n) for s, n in conn.execute(query)}
+
+    def prune(self, before: datetime) -> int:
+        """Delete finished runs older than `before`; running ones are never removed."""
+        with self.db.write() as conn:
+            return conn.execute(
+                delete(runs).where(and_(runs.c.finished_at < before, runs.c.status != "running"))
+            ).rowcount

@@ -1,0 +1,123 @@
+"""The store's tables (SQLAlchemy Core): tasks, runs, run requests, daemons, store state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC out; stored naive UTC on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (autoincrementing).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+store_state = Table(
+    "store_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("schema_version", Integer, nullable=False),
+    # Bumped by every change to tasks; the daemon polls it to notice edits it was not told of.
+    Column("revision", BigInteger, nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("definition", Text, nullable=False),
+    # sha256 of the canonical definition: reload compares it instead of whole definitions.
+    Column("digest", String(64), nullable=False),
+    Column("imported", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("task", String(64), nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("rows", BigInteger),
+    Column("bytes", BigInteger),
+    Column("artifacts", Text),
+    Column("result", Text),
+    Column("error", Text),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("daemon_id", String(36)),
+    # A running run whose lease passed belongs to a dead daemon and becomes interrupted.
+    Column("lease_until", UtcDateTime),
+    # The slot's claim: a retry, a restart or a second daemon cannot run it again.
+    UniqueConstraint("task", "scheduled_for", name="uq_runs_task_slot"),
+    Index("ix_runs_status", "status"),
+    Index("ix_runs_finished_at", "finished_at"),
+)
+
+run_requests = Table(
+    "run_requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("task", String(64), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("daemon_id", String(36)),
+    Column("run_id", BigInteger),
+)
+
+daemons = Table(
+    "daemons",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("last_reload_at", UtcDateTime),
+    Column("tasks_loaded", Integer, nullable=False),
+    Column("status", String(255), nullable=False),
+    Column("stopped_at", UtcDateTime),
+    Column("heartbeat_seconds", Float, nullable=False),
+)

@@ -1,0 +1,111 @@
+"""Turning task data into `Task`s, with errors a person can act on.
+
+Each problem names where the task came from, the field, what was wrong and
+what would be valid; a misspelt field gets the closest real one suggested.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from dbcron.errors import InvalidTask
+from dbcron.model import Dst, Email, Export, Notify, Policy, Schedule, Task
+from dbcron.secrets import mask_secrets
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "": Task,
+    "schedule": Schedule,
+    "schedule.dst": Dst,
+    "policy": Policy,
+    "export": Export,
+    "email": Email,
+    "notify": Notify,
+}
+
+
+def parse_task(data: Any, origin: str) -> Task:
+    """Validate one task mapping; `origin` says where it came from (file, tasks.json entry)."""
+    if not isinstance(data, Mapping):
+        raise InvalidTask([f"{origin}: a task must be a mapping of fields, got {_kind(data)}"])
+    label = origin + (f": task '{data['name']}'" if isinstance(data.get("name"), str) else "")
+    try:
+        return Task.model_validate(dict(data))
+    except ValidationError as exc:
+        raise InvalidTask([f"{label}: {p}" for p in describe_errors(exc)]) from None
+
+
+def parse_tasks(items: Iterable[tuple[str, Any]]) -> list[Task]:
+    """Validate many (origin, data) pairs, reporting every problem and duplicate at once."""
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    result: list[Task] = []
+    for origin, data in items:
+        try:
+            task = parse_task(data, origin)
+        except InvalidTask as exc:
+            problems.extend(exc.problems)
+            continue
+        if task.name in seen:
+            problems.append(
+                f"{origin}: duplicate task name '{task.name}' (also in {seen[task.name]}); "
+                "names must be unique"
+            )
+            continue
+        seen[task.name] = origin
+        result.append(task)
+    if problems:
+        raise InvalidTask(problems)
+    return result
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors(include_url=False):
+        loc = [str(p) for p in error["loc"]]
+        field = ".".join(loc) or "(task)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = _unknown_field(loc)
+        elif error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "string_pattern_mismatch" and loc[-1] == "name":
+            message = (
+                f"{_shown(error['input'])} is not a valid name: use lower-case letters, digits, "
+                "'-' and '_', starting with a letter or digit (e.g. daily-sales)"
+            )
+        elif error["type"] not in ("value_error", "assertion_error"):
+            message = f"{message} (got {_shown(error['input'])})"
+        lines.append(f"{field}: {message}")
+    return lines
+
+
+def _unknown_field(loc: list[str]) -> str:
+    parent = ".".join(p for p in loc[:-1] if not p.isdigit())
+    model = _MODELS.get(parent)
+    name = loc[-1]
+    if model is None:
+        return f"unknown field '{name}'"
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown field '{name}'; {hint}valid fields: {', '.join(known)}"
+
+
+def _shown(value: Any) -> str:
+    text = mask_secrets(repr(value))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def missing_env(task: Task, environ: Mapping[str, str] | None = None) -> list[str]:
+    """`${VAR}` references not set now: a warning at validation, an error at run time."""
+    environ = os.environ if environ is None else environ
+    return [var for var in task.env_refs() if var not in environ]

@@ -153,6 +153,13 @@ def test_configure_logging_end_to_end(
     assert err[1].endswith("WARNING apscheduler.scheduler: library warning")
 
 
+def test_secret_filter_lets_bad_format_args_through_to_the_handler() -> None:
+    # Raising here would hit the code that logged; the handler reports it instead.
+    record = _record(logging.ERROR, "%d rows", ("many",))
+    assert SecretFilter().filter(record)
+    assert (record.msg, record.args) == ("%d rows", ("many",))
+
+
 def test_configure_logging_twice_keeps_one_handler(
     restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:

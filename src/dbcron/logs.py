@@ -127,7 +127,13 @@ class SecretFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_secrets(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:
+            # Bad %-args: a filter's exception would reach the caller; leave the
+            # record alone so the handler reports it as a logging error instead.
+            return True
+        record.msg = mask_secrets(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

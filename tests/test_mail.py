@@ -93,6 +93,16 @@ def attachments_of(msg: EmailMessage) -> dict[str, tuple[str, bytes]]:
     }
 
 
+def body(msg: EmailMessage, subtype: str) -> str:
+    """The text or html part, lines ending in "\\n" as a mail client shows them.
+
+    Base64 and quoted-printable parts carry canonical CRLF line ends inside.
+    """
+    part = msg.get_body((subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    return cast(str, part.get_content()).replace("\r\n", "\n")
+
+
 class RecordedSleep:
     def __init__(self) -> None:
         self.delays: list[float] = []
@@ -136,15 +146,32 @@ def test_message_arrives_with_headers_and_identical_attachments(
         "boss@example.com",
         "manager@example.com",
     ]
-    body = got.get_body(("plain",))
-    html = got.get_body(("html",))
-    assert body is not None and body.get_content() == "Hello\n"
-    assert html is not None and html.get_content() == "<p>Hello</p>\n"
+    assert (body(got, "plain"), body(got, "html")) == ("Hello\n", "<p>Hello</p>\n")
     assert attachments_of(got) == {
         "sales.xlsx": (XLSX, files["sales.xlsx"]),
         "sales.pdf": ("application/pdf", files["sales.pdf"]),
         "sales.csv": ("text/csv", files["sales.csv"]),
     }
+
+
+def test_non_ascii_subject_names_and_body_survive_the_trip(smtp_server: SmtpTestServer) -> None:
+    msg = build_message(
+        sender="Berichte <reports@example.com>",
+        to=["Zoë Ünger <zoe@example.com>"],
+        cc=[],
+        subject="Umsätze für Süd",
+        text="Grüße\n",
+        html="<p>Grüße</p>",
+        attachments=[],
+        message_id=MESSAGE_ID,
+        date=SLOT,
+    )
+    SmtpMailer(config(smtp_server)).send(msg)
+
+    got = smtp_server.messages[0].message
+    assert (got["Subject"], got["To"]) == ("Umsätze für Süd", "Zoë Ünger <zoe@example.com>")
+    assert (body(got, "plain"), body(got, "html")) == ("Grüße\n", "<p>Grüße</p>\n")
+    assert smtp_server.messages[0].raw.isascii()  # no 8bit data for old relays
 
 
 def test_html_table_escapes_cells_and_text_table_keeps_them(smtp_server: SmtpTestServer) -> None:
@@ -160,9 +187,7 @@ def test_html_table_escapes_cells_and_text_table_keeps_them(smtp_server: SmtpTes
     )
     SmtpMailer(config(smtp_server)).send(message(html=html))
 
-    part = smtp_server.messages[0].message.get_body(("html",))
-    assert part is not None
-    received_html = part.get_content()
+    received_html = body(smtp_server.messages[0].message, "html")
     assert "<script>" not in received_html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in received_html
     assert "&lt;b&gt;total&lt;/b&gt;" in received_html
@@ -266,10 +291,8 @@ def test_still_too_large_files_are_left_out_with_a_note(
         "The files were too large to send by mail, even zipped (the limit is 0.1 MB): "
         "big.xlsx. They are in /srv/dbcron/output/daily-sales."
     )
-    text, html = got.get_body(("plain",)), got.get_body(("html",))
-    assert text is not None and text.get_content() == f"Hello\n\n{note}\n"
-    assert html is not None
-    assert html.get_content() == f"<html><body><p>Hello</p><p>{note}</p>\n</body></html>\n"
+    assert body(got, "plain") == f"Hello\n\n{note}\n"
+    assert body(got, "html") == f"<html><body><p>Hello</p><p>{note}</p>\n</body></html>\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.xlsx"]  # no zip left behind
 
 

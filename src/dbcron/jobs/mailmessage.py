@@ -26,6 +26,9 @@ from typing import IO
 log = logging.getLogger("dbcron.mail")
 
 FILE_MODE = 0o640
+# 7bit: non-ASCII text goes quoted-printable or base64 rather than raw 8bit,
+# which a relay without 8BITMIME may mangle (smtplib does not negotiate it).
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
 
 # Explicit types for what the exporters write: the platform's mimetypes table
 # (often /etc/mime.types) is not guaranteed to know .xlsx.
@@ -117,7 +120,7 @@ def build_message(
         if html is not None:
             html = _append_paragraph(html, note)
 
-    msg = EmailMessage(policy=email.policy.SMTP)
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = from_address
     if to_addresses:
         msg["To"] = to_addresses

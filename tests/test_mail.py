@@ -454,7 +454,8 @@ def test_starttls_against_a_server_without_it_is_permanent(smtp_server: SmtpTest
 # -- outbox -----------------------------------------------------------------
 
 
-def test_outbox_writes_a_parseable_eml_with_mode_0640(tmp_path: Path, files: object) -> None:
+@pytest.mark.usefixtures("files")
+def test_outbox_writes_a_parseable_eml_with_mode_0640(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
     msg = message(attachments=(tmp_path / "sales.pdf",))
     mailer = OutboxMailer(outbox)

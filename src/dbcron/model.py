@@ -28,7 +28,9 @@ from dbcron import cron, durations
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 KINDS = ("report", "sql", "alert", "call")
 FORMATS = ("xlsx", "pdf", "csv")
-CONDITION = re.compile(r"^\s*(?P<column>[A-Za-z_][\w]*)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>.+?)\s*$")
+CONDITION = re.compile(
+    r"^\s*(?P<column>[A-Za-z_]\w*)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>[^<>=!\s].*?)\s*$"
+)
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Duration = Annotated[
@@ -131,7 +133,9 @@ class Policy(_Strict):
 
 
 class Export(_Strict):
-    formats: list[Literal["xlsx", "pdf", "csv"]] = Field(default_factory=lambda: ["xlsx"])
+    formats: list[Literal["xlsx", "pdf", "csv"]] = Field(
+        default_factory=lambda: ["xlsx"]  # type: ignore[arg-type]
+    )
     filename: str = "{{ task }}-{{ today }}"
     title: str | None = None
 

@@ -79,7 +79,7 @@ def load_settings(
     cwd = Path.cwd() if cwd is None else cwd
     raw: dict[str, tuple[str, str]] = {}
     dotenv = cwd / ".env"
-    if dotenv.is_file():
+    if _is_file(dotenv):
         from dotenv import dotenv_values  # only paid for when a .env exists
 
         for key, value in dotenv_values(dotenv).items():
@@ -129,10 +129,18 @@ def load_environment(cwd: Path | None = None) -> None:
     beside the working directory is where such variables live on a checkout.
     """
     dotenv = (Path.cwd() if cwd is None else cwd) / ".env"
-    if dotenv.is_file():
+    if _is_file(dotenv):
         from dotenv import load_dotenv
 
         load_dotenv(dotenv, override=False)
+
+
+def _is_file(path: Path) -> bool:
+    """False, not PermissionError, when run from a directory this user cannot read."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _convert(name: str, text: str, kind: Any) -> Any:

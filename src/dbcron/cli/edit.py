@@ -88,7 +88,7 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
 @click.option("--call", help="Python function 'package.module:function' (call task).")
 @click.option("--disabled", is_flag=True, help="Add the task disabled.")
 @pass_app
-def add(app: App, from_file: str | None, **flags: Any) -> None:
+def add(app: App, /, from_file: str | None, **flags: Any) -> None:
     """Add a task: prompts on a terminal for what the flags leave out."""
     from dbcron import catalog
 
@@ -175,7 +175,9 @@ def edit(app: App, name: str) -> None:
     try:
         data = yaml.safe_load(edited)
     except yaml.YAMLError as exc:
-        raise click.ClickException(f"edited task '{name}': invalid YAML, nothing saved: {exc}")
+        raise click.ClickException(
+            f"edited task '{name}': invalid YAML, nothing saved: {exc}"
+        ) from None
     result = catalog.replace(app.store, name, data, app.now())
     if result.changed:
         click.echo(f"updated {name}")

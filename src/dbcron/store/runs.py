@@ -42,6 +42,10 @@ class RunRow:
         return data
 
 
+def _new_id(result: Any) -> int:
+    return int(result.inserted_primary_key[0])
+
+
 def _run(r: Any) -> RunRow:
     return RunRow(
         id=r.id,
@@ -94,7 +98,7 @@ class RunRepo:
         }
         try:
             with self.db.write() as conn:
-                return int(conn.execute(insert(runs).values(values)).inserted_primary_key[0])
+                return _new_id(conn.execute(insert(runs).values(values)))
         except IntegrityError:
             return None
 
@@ -117,7 +121,7 @@ class RunRepo:
         }
         try:
             with self.db.write() as conn:
-                return int(conn.execute(insert(runs).values(values)).inserted_primary_key[0])
+                return _new_id(conn.execute(insert(runs).values(values)))
         except IntegrityError:
             return None
 
@@ -192,7 +196,8 @@ class RunRepo:
             and_(runs.c.task == task, runs.c.trigger == "schedule")
         )
         with self.db.read() as conn:
-            return conn.execute(query).scalar_one_or_none()  # type: ignore[no-any-return]
+            found: datetime | None = conn.execute(query).scalar_one_or_none()
+            return found
 
     def last_slots(self) -> dict[str, datetime]:
         query = (
@@ -206,8 +211,9 @@ class RunRepo:
     def latest(self) -> dict[str, RunRow]:
         """The newest run of each task, for `list`."""
         newest = select(func.max(runs.c.id)).group_by(runs.c.task).scalar_subquery()
+        query = select(runs).where(runs.c.id.in_(newest))
         with self.db.read() as conn:
-            return {r.task: _run(r) for r in conn.execute(select(runs).where(runs.c.id.in_(newest)))}
+            return {r.task: _run(r) for r in conn.execute(query)}
 
     def successes(self, task: str) -> int:
         query = select(func.count()).where(

@@ -122,6 +122,7 @@ class PdfWriter:
         if not rows:
             return
         check_widths(rows, len(self._columns))
+        self.rows_written += len(rows)
         if self._sample is not None:
             self._sample.extend(rows)
             if len(self._sample) < _SAMPLE_ROWS:
@@ -262,7 +263,6 @@ class PdfWriter:
                 canvas.setFillColorRGB(0, 0, 0)
             self._draw_cells([cell_text(v, tz) for v in row], self._y + 2.8, FONT, _BODY_SIZE)
             self._rows_on_page += 1
-        self.rows_written += len(rows)
 
     def _draw_cells(
         self, texts: Sequence[str], baseline: float, font: str, size: float, header: bool = False

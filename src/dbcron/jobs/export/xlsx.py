@@ -21,6 +21,7 @@ What the sheet guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import queue
@@ -267,6 +268,8 @@ class _ZipSink:
             self._error = self._error or RuntimeError("aborted")
             self._queue.put(None)
             self._thread.join()
+        with contextlib.suppress(Exception):
+            self._zip.close()  # the file is deleted next; this only stops __del__ retrying
 
     def _put(self, item: tuple[str, bytes]) -> None:
         if self._error is not None:
@@ -284,15 +287,16 @@ class _ZipSink:
                     if entry is not None:
                         entry.close()
                     entry = self._zip.open(name, "w")
-                else:
-                    assert entry is not None
+                elif entry is not None:
                     entry.write(data)
-            if entry is not None and self._error is None:
-                entry.close()
         except BaseException as exc:  # handed to the producer thread
             self._error = exc
             while self._queue.get() is not None:
                 pass
+        finally:
+            if entry is not None:
+                with contextlib.suppress(Exception):
+                    entry.close()
 
 
 class XlsxWriter:
@@ -322,6 +326,7 @@ class XlsxWriter:
         if not rows:
             return
         check_widths(rows, len(self._columns))
+        self.rows_written += len(rows)
         if self._sample is not None:
             self._sample.extend(rows)
             if len(self._sample) < _SAMPLE_ROWS:
@@ -410,7 +415,6 @@ class XlsxWriter:
             )
         )
         self._sheet_rows += len(rows)
-        self.rows_written += len(rows)
 
     def _filter_ref(self) -> str:
         return f"$A$1:${self._letters[-1]}${self._sheet_rows + 1}"

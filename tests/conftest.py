@@ -1,0 +1,135 @@
+"""Shared fixtures: temporary stores on SQLite and the real PostgreSQL, a CLI runner.
+
+Tests that need a server skip with the reason when it is not reachable, except
+under CI=true, where a missing server is a failure: CI must run everything.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dbcron.cli import cli
+from dbcron.store import Store, open_store
+
+pytest_plugins = ["smtpd"]
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_server(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable on {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{message}, and CI=true requires it")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    need_server("PostgreSQL", PG_HOST, PG_PORT)
+    import psycopg
+
+    name = "dbcron_test_" + uuid.uuid4().hex[:10]
+    admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database for one test, dropped afterwards."""
+    need_server("MariaDB", MARIADB_HOST, MARIADB_PORT)
+    import pymysql
+
+    name = "dbcron_test_" + uuid.uuid4().hex[:10]
+    conn = pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    yield f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/{name}?charset=utf8mb4"
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The contract suite runs every store test on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory and state dir of its own, so no .env or var/ of the checkout leaks in."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for key in list(os.environ):
+        if key.startswith("DBCRON_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DBCRON_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+class Cli:
+    """Runs manage-tasks in-process with CliRunner against the test's state dir."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None, **env: str) -> Result:
+        return self.runner.invoke(cli, list(args), input=input, env=env or None,
+                                  catch_exceptions=False)
+
+
+@pytest.fixture
+def run_cli(state_dir: Path) -> Cli:
+    return Cli()
+
+
+def write_task(directory: Path, name: str, **overrides: Any) -> Path:
+    """A small valid `call` task file; overrides replace top-level fields."""
+    import yaml
+
+    data: dict[str, Any] = {
+        "name": name,
+        "kind": "call",
+        "schedule": {"cron": "0 9 * * *"},
+        "call": "tests.jobs:succeed",
+    }
+    data.update(overrides)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -1,0 +1,124 @@
+"""Import of the older tool's tasks.json: every field lands somewhere, secrets stay out."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from conftest import Cli
+
+LEGACY = [
+    {
+        "task_id": "7f3c", "name": "Daily Sales Report", "description": "Sales by region",
+        "database_type": "postgresql",
+        "database_url": "postgresql://report:s3cr3t@db.internal:5432/sales",
+        "query": "SELECT region, SUM(amount) FROM sales GROUP BY region",
+        "schedule_type": "cron",
+        "schedule_config": {"year": None, "month": None, "day": None, "week": None,
+                            "day_of_week": "0-4", "hour": "9", "minute": "30", "second": "0"},
+        "email_recipients": ["boss@example.com", "cfo@example.com"],
+        "email_cc_recipients": "audit@example.com",
+        "email_subject": "Daily sales", "export_excel": True, "export_pdf": True,
+        "excel_path": "/srv/reports/daily_sales.xlsx", "pdf_path": "/srv/reports/daily_sales.pdf",
+        "is_active": True, "created_at": "2024-01-02T10:00:00", "last_run": "2026-11-19T09:30:00",
+        "next_run": "2026-11-20T09:30:00", "run_count": 412, "error_count": 3,
+        "last_error": "connection to postgresql://report:s3cr3t@db.internal failed",
+    },
+    {
+        "task_id": "8a1d", "name": "Stock check", "description": "",
+        "database_type": "postgresql",
+        "database_url": "postgresql://report:s3cr3t@db.internal:5432/sales",
+        "query": "SELECT * FROM stock WHERE qty < 5",
+        "schedule_type": "interval", "schedule_config": {"hours": 1, "minutes": 30},
+        "email_recipients": [], "email_cc_recipients": [], "email_subject": "",
+        "export_excel": False, "export_pdf": False, "excel_path": None, "pdf_path": None,
+        "is_active": False, "created_at": "2024-02-01T00:00:00", "last_run": None,
+        "next_run": None, "run_count": 0, "error_count": 0, "last_error": None,
+    },
+    {
+        "task_id": "9b2e", "name": "Year end", "description": "Once",
+        "database_type": "mysql", "database_url": "mysql+pymysql://root:toor@127.0.0.1/erp",
+        "query": "SELECT 1", "schedule_type": "once",
+        "schedule_config": {"run_date": "2026-12-31T18:00:00"},
+        "email_recipients": "fin@example.com; ceo@example.com", "email_cc_recipients": None,
+        "email_subject": "Year end", "export_excel": True, "export_pdf": False,
+        "excel_path": "ye.xlsx", "pdf_path": None, "is_active": True,
+        "created_at": "2025-01-01T00:00:00", "last_run": None, "next_run": None,
+        "run_count": 0, "error_count": 0, "last_error": None,
+    },
+]
+
+
+def test_import_maps_every_field(run_cli: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps(LEGACY))
+    env_file = tmp_path / "dbcron.env"
+    result = run_cli("import", str(source), "--env-file", str(env_file))
+    assert result.exit_code == 0, result.output
+    assert "s3cr3t" not in result.output and "toor" not in result.output
+    assert result.stdout.splitlines() == [
+        f"imported 3 task(s) from {source}: 3 created, 0 updated, 0 unchanged",
+        "  'Daily Sales Report' -> daily-sales-report",
+        "  'Stock check' -> stock-check",
+        "  'Year end' -> year-end",
+        f"  DAILY_SALES_REPORT_DB_URL=postgresql://report:***@db.internal:5432/sales  "
+        f"(written to {env_file})",
+        f"  YEAR_END_DB_URL=mysql+pymysql://root:***@127.0.0.1/erp  (written to {env_file})",
+    ]
+    assert env_file.read_text() == (
+        "DAILY_SALES_REPORT_DB_URL=postgresql://report:s3cr3t@db.internal:5432/sales\n"
+        "YEAR_END_DB_URL=mysql+pymysql://root:toor@127.0.0.1/erp\n"
+    )
+    assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
+
+    daily = json.loads(run_cli("show", "daily-sales-report", "--json").stdout)
+    assert daily["source"] == "${DAILY_SALES_REPORT_DB_URL}"
+    assert daily["schedule"] == {"cron": "30 9 * * mon-fri"}
+    assert daily["export"] == {"formats": ["xlsx", "pdf"], "filename": "daily_sales-{{ today }}"}
+    assert daily["email"] == {"to": ["boss@example.com", "cfo@example.com"],
+                              "cc": ["audit@example.com"], "subject": "Daily sales"}
+    assert daily["imported"]["run_count"] == 412 and daily["imported"]["error_count"] == 3
+    assert daily["imported"]["task_id"] == "7f3c"
+    assert daily["imported"]["last_error"] == (
+        "connection to postgresql://report:***@db.internal failed"
+    )
+    stock = json.loads(run_cli("show", "stock-check", "--json").stdout)
+    assert stock["enabled"] is False and stock["schedule"] == {"every": "1h30m"}
+    assert stock["description"] == "Stock check" and "email" not in stock
+    year_end = json.loads(run_cli("show", "year-end", "--json").stdout)
+    assert year_end["schedule"] == {"at": "2026-12-31T18:00:00"}
+    assert year_end["email"]["to"] == ["fin@example.com", "ceo@example.com"]
+
+    again = run_cli("import", str(source), "--env-file", str(env_file))
+    assert again.stdout.startswith(f"imported 0 task(s) from {source}: 0 created, 0 updated, 3 "
+                                   "unchanged")
+    assert env_file.read_text().count("\n") == 2
+
+
+def test_bad_tasks_json_changes_nothing(run_cli: Cli, tmp_path: Path, state_dir: Path) -> None:
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps(LEGACY[2:]))
+    assert run_cli("import", str(source), "--env-file", str(tmp_path / "ok.env")).exit_code == 0
+    before = (state_dir / "dbcron.db").read_bytes()
+    broken = [dict(LEGACY[0]), dict(LEGACY[1])]
+    broken[0]["schedule_config"] = {"week": "12", "hour": "9"}
+    broken[1]["schedule_type"] = "hourly"
+    source.write_text(json.dumps(broken))
+    env_file = tmp_path / "x.env"
+    result = run_cli("import", str(source), "--env-file", str(env_file))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {source}[0] ('Daily Sales Report'): schedule_config.week: ISO week numbers "
+        "have no cron equivalent\n"
+        f"{source}[1] ('Stock check'): schedule_type: 'hourly' is not one of cron, interval, once\n"
+    )
+    assert not env_file.exists()
+    assert (state_dir / "dbcron.db").read_bytes() == before
+    source.write_text("[{")
+    result = run_cli("import", str(source), "--env-file", str(env_file))
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: {source}: line 1, column 3: invalid JSON: Expecting property name enclosed "
+        "in double quotes\n"
+    )

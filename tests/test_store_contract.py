@@ -1,0 +1,145 @@
+"""One contract for the store, run on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dbcron.store import Claim, Store, open_store
+from dbcron.store.migrations import LATEST, current_version
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+CLAIM = Claim(host="h1", pid=42, daemon_id="d1", lease_until=NOW + timedelta(minutes=1))
+
+
+def task(name: str, **extra: object) -> dict[str, object]:
+    return {"name": name, "kind": "call", "schedule": {"every": "1m"}, "call": "m:f", **extra}
+
+
+def test_upsert_creates_updates_and_bumps_revision(store: Store) -> None:
+    assert store.tasks.revision() == 0
+    first = store.tasks.upsert([task("a"), task("b")], NOW)
+    assert (first.created, first.updated) == (["a", "b"], [])
+    assert store.tasks.revision() == 1
+    again = store.tasks.upsert([task("a"), task("b")], NOW)
+    assert again.unchanged == ["a", "b"] and not again.changed
+    assert store.tasks.revision() == 1
+    changed = store.tasks.upsert([task("a", description="x")], NOW, prune=True)
+    assert (changed.updated, changed.removed) == (["a"], ["b"])
+    assert store.tasks.names() == ["a"]
+    assert store.tasks.get("a").data["description"] == "x"  # type: ignore[union-attr]
+    assert store.tasks.revision() == 2
+
+
+def test_enable_disable_delete(store: Store) -> None:
+    store.tasks.upsert([task("a")], NOW)
+    assert store.tasks.set_enabled("a", False, NOW)
+    assert not store.tasks.set_enabled("a", False, NOW)
+    row = store.tasks.get("a")
+    assert row is not None and not row.enabled and row.data["enabled"] is False
+    assert store.tasks.digests() == {}
+    assert store.tasks.set_enabled("a", True, NOW)
+    assert "enabled" not in store.tasks.get("a").data  # type: ignore[union-attr]
+    assert store.tasks.delete("a") and not store.tasks.delete("a")
+    assert store.tasks.revision() == 4
+
+
+def test_a_slot_is_claimed_once(store: Store) -> None:
+    first = store.runs.claim("a", NOW, "schedule", CLAIM, NOW)
+    assert first is not None
+    assert store.runs.claim("a", NOW, "schedule", CLAIM, NOW) is None
+    assert store.runs.record("a", NOW, "schedule", "missed", NOW, CLAIM) is None
+    assert store.runs.claim("b", NOW, "schedule", CLAIM, NOW) is not None
+    store.runs.finish(first, "succeeded", NOW + timedelta(seconds=3), rows=7,
+                      artifacts=["/x.xlsx"], result={"ok": True})
+    run = store.runs.get(first)
+    assert run is not None
+    assert (run.status, run.rows, run.artifacts, run.result) == ("succeeded", 7, ["/x.xlsx"],
+                                                                 {"ok": True})
+    assert run.scheduled_for == NOW and run.scheduled_for.tzinfo is not None
+
+
+def test_expired_leases_become_interrupted(store: Store) -> None:
+    run_id = store.runs.claim("a", NOW, "schedule", CLAIM, NOW)
+    assert store.runs.interrupt_expired(NOW, "gone") == []
+    later = NOW + timedelta(minutes=2)
+    stale = store.runs.interrupt_expired(later, "daemon gone")
+    assert [r.id for r in stale] == [run_id]
+    run = store.runs.get(run_id)  # type: ignore[arg-type]
+    assert run is not None and (run.status, run.error) == ("interrupted", "daemon gone")
+
+
+def test_history_latest_counts_and_prune(store: Store) -> None:
+    for minutes, status in ((0, "succeeded"), (1, "failed"), (2, "missed")):
+        slot = NOW + timedelta(minutes=minutes)
+        run_id = store.runs.claim("a", slot, "schedule", CLAIM, slot)
+        store.runs.finish(run_id, status, slot)  # type: ignore[arg-type]
+    assert [r.status for r in store.runs.history("a")] == ["missed", "failed", "succeeded"]
+    assert [r.status for r in store.runs.history(status="failed")] == ["failed"]
+    assert store.runs.latest()["a"].status == "missed"
+    assert store.runs.last_slot("a") == NOW + timedelta(minutes=2)
+    assert store.runs.counts_since(NOW) == {"succeeded": 1, "failed": 1, "missed": 1}
+    assert store.runs.successes("a") == 1
+    assert store.runs.prune(NOW + timedelta(minutes=1, seconds=30)) == 2
+    assert len(store.runs.history("a")) == 1
+
+
+def test_migrations_are_idempotent(store_url: str) -> None:
+    open_store(store_url).close()
+    again = open_store(store_url)
+    with again.db.read() as conn:
+        assert current_version(conn) == LATEST
+    again.close()
+
+
+def test_newer_store_is_refused(store_url: str) -> None:
+    from dbcron.errors import StoreError
+
+    s = open_store(store_url)
+    with s.db.write() as conn:
+        conn.execute(text("UPDATE store_state SET schema_version = 99"))
+    s.close()
+    with pytest.raises(StoreError, match="schema version 99, newer than this dbcron knows"):
+        open_store(store_url)
+
+
+def test_sqlite_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dbcron.db"
+    s = open_store(f"sqlite:///{path}")
+    with s.db.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    s.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_sqlite_concurrent_writers_never_see_locked(tmp_path: Path) -> None:
+    """Two processes writing at once: IMMEDIATE transactions queue instead of failing."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    open_store(url).close()
+    script = (
+        "import sys\nfrom datetime import datetime, UTC, timedelta\n"
+        "from dbcron.store import open_store, Claim\n"
+        "s = open_store(sys.argv[1]); c = Claim('h', 1, None, None)\n"
+        "t0 = datetime(2026, 1, 1, tzinfo=UTC)\n"
+        "for i in range(300):\n"
+        "    s.tasks.upsert([{'name': f'{sys.argv[2]}{i % 7}', 'kind': 'call',"
+        " 'schedule': {'every': f'{i + 1}m'}, 'call': 'm:f'}], t0)\n"
+        "    s.runs.claim(sys.argv[2], t0 + timedelta(minutes=i), 'schedule', c, t0)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, url, who], stderr=subprocess.PIPE)
+        for who in ("x", "y", "z")
+    ]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    s = open_store(url)
+    assert len(s.runs.history(limit=10_000)) == 900
+    s.close()

@@ -1,0 +1,106 @@
+"""CSV export: RFC 4180 output, value conventions, atomic file, safe names."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import uuid
+import zoneinfo
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dbcron.jobs.export import ExportOptions, open_writer, safe_filename
+
+KOLKATA = zoneinfo.ZoneInfo("Asia/Kolkata")
+OPTIONS = ExportOptions("Sales", "Slot 2026-11-20 09:00 (Asia/Kolkata)", KOLKATA)
+
+
+def test_rfc4180_output_and_value_conventions(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    writer = open_writer("csv", target, ["id", "text", "when", "day", "ok", "n", "raw"], OPTIONS)
+    writer.write(
+        [
+            (
+                1,
+                'say "hi", then\nleave',
+                dt.datetime(2026, 11, 20, 3, 30, tzinfo=dt.UTC),
+                dt.date(2026, 11, 20),
+                True,
+                Decimal("12.50"),
+                b"\x00\xff",
+            ),
+            (2, "Привет", dt.datetime(2026, 11, 20, 9, 0, 3), None, False, 0.1, None),
+        ]
+    )
+    writer.write([])
+    assert writer.close() == target
+    assert writer.rows_written == 2
+
+    data = target.read_bytes()
+    assert not data.startswith(b"\xef\xbb\xbf")
+    assert data.decode("utf-8") == (
+        "id,text,when,day,ok,n,raw\r\n"
+        '1,"say ""hi"", then\nleave",2026-11-20T09:00:00+05:30,2026-11-20,true,12.50,00ff\r\n'
+        "2,Привет,2026-11-20T09:00:03,,false,0.1,\r\n"
+    )
+    with target.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[1][1] == 'say "hi", then\nleave'
+
+
+def test_unknown_types_are_written_as_their_text(tmp_path: Path) -> None:
+    value = uuid.UUID(int=7)
+    writer = open_writer("csv", tmp_path / "u.csv", ["u", "t"], OPTIONS)
+    writer.write([(value, dt.time(9, 30))])
+    text = writer.close().read_text(encoding="utf-8")
+    assert text.splitlines()[1] == f"{value},09:30:00"
+
+
+def test_file_appears_only_on_close_and_abort_removes_it(tmp_path: Path) -> None:
+    target = tmp_path / "r.csv"
+    writer = open_writer("csv", target, ["a"], OPTIONS)
+    writer.write([(1,)])
+    assert not target.exists()
+    assert (tmp_path / ".r.csv.part").exists()
+    writer.abort()
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ragged_rows_are_refused(tmp_path: Path) -> None:
+    writer = open_writer("csv", tmp_path / "r.csv", ["a", "b"], OPTIONS)
+    with pytest.raises(ValueError, match="a row has 1 values but the export has 2 columns"):
+        writer.write([(1, 2), (3,)])
+    writer.abort()
+
+
+def test_unknown_format_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown export format 'ods': valid formats are"):
+        open_writer("ods", tmp_path / "x.ods", ["a"], OPTIONS)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "expected"),
+    [
+        ("sales-2026-11-19", "xlsx", "sales-2026-11-19.xlsx"),
+        ("sales.csv", "csv", "sales.csv"),
+        ("../../etc/passwd", "csv", "_.._etc_passwd.csv"),
+        ("..", "pdf", "export.pdf"),
+        (".hidden", "pdf", "hidden.pdf"),
+        ("a\x00b\r\nc\td", "csv", "a b c d.csv"),
+        ('what?: "x" <y>|*', "pdf", "what__ _x_ _y___.pdf"),
+        ("CON", "csv", "_CON.csv"),
+        ("   ", "csv", "export.csv"),
+    ],
+)
+def test_safe_filename(name: str, fmt: str, expected: str) -> None:
+    assert safe_filename(name, fmt) == expected
+
+
+def test_safe_filename_bounds_length_without_splitting_characters() -> None:
+    name = safe_filename("я" * 300, "xlsx")
+    assert name.endswith(".xlsx")
+    assert len(name.encode("utf-8")) <= 205
+    assert set(name[: -len(".xlsx")]) == {"я"}

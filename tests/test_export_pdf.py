@@ -1,0 +1,139 @@
+"""PDF export: read back with pypdf (text, pages, fonts) and checked for flat memory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from decimal import Decimal
+from pathlib import Path
+
+import pypdf
+import pytest
+
+from dbcron.jobs.export import ExportOptions, open_writer
+from dbcron.jobs.export.pdf import cell_text, fit_widths
+
+KOLKATA = zoneinfo.ZoneInfo("Asia/Kolkata")
+OPTIONS = ExportOptions(
+    "Sales by region, 2026-11-19",
+    "Slot 2026-11-20 09:00 (Asia/Kolkata) · generated 2026-11-20 09:00:03",
+    KOLKATA,
+)
+WORDS = ["Привет", "Ελληνικά", "Crème brûlée", "Łódź"]
+
+
+def _rows(n: int) -> list[tuple[object, ...]]:
+    return [
+        (
+            i,
+            f"{WORDS[i % len(WORDS)]} {i}",
+            Decimal(i) / 4,
+            dt.datetime(2026, 11, 19, 3, 30, tzinfo=dt.UTC) + dt.timedelta(minutes=i),
+            None if i % 5 else "five",
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+def _write(path: Path, rows: list[tuple[object, ...]], columns: list[str] | None = None) -> Path:
+    writer = open_writer("pdf", path, columns or ["id", "name", "amount", "at", "note"], OPTIONS)
+    for start in range(0, len(rows), 100):
+        writer.write(rows[start : start + 100])
+    assert writer.rows_written == len(rows)
+    return writer.close()
+
+
+def test_every_page_has_title_slot_header_and_page_x_of_y(tmp_path: Path) -> None:
+    path = _write(tmp_path / "r.pdf", _rows(1000))
+    reader = pypdf.PdfReader(path)
+    total = len(reader.pages)
+    assert total > 5
+    for number, page in enumerate(reader.pages, start=1):
+        text = page.extract_text()
+        assert text.startswith(OPTIONS.title + "\n" + OPTIONS.subtitle + "\nid name amount at note")
+        assert re.search(rf"Page {number} of\s*{total}\s*$", text), text[-60:]
+    first = reader.pages[0].extract_text()
+    assert "1 Ελληνικά 1 0.25 2026-11-19 09:01:00" in first
+    assert "4 Привет 4 1 2026-11-19 09:04:00" in first
+    last = reader.pages[-1].extract_text()
+    # 03:30 UTC + 1000 minutes is 20:10 UTC, 01:40 the next day in Kolkata.
+    assert "1000 Привет 1000 250 2026-11-20 01:40:00 five" in last
+    assert reader.metadata is not None and reader.metadata.title == OPTIONS.title
+
+
+def test_non_latin_text_is_embedded_and_extracted(tmp_path: Path) -> None:
+    path = _write(tmp_path / "u.pdf", _rows(8))
+    reader = pypdf.PdfReader(path)
+    text = reader.pages[0].extract_text()
+    for word in WORDS:
+        assert word in text
+    fonts = reader.pages[0]["/Resources"]["/Font"]  # type: ignore[index]
+    descriptors = [f.get_object()["/FontDescriptor"].get_object() for f in fonts.values()]
+    assert all("/FontFile2" in d for d in descriptors)  # TrueType embedded, not referenced
+
+
+def test_wide_columns_turn_the_page_and_long_text_is_clipped(tmp_path: Path) -> None:
+    columns = [f"column number {i}" for i in range(12)]
+    long_text = "word " * 200
+    rows: list[tuple[object, ...]] = [tuple([long_text] * 12)]
+    reader = pypdf.PdfReader(_write(tmp_path / "w.pdf", rows, columns))
+    box = reader.pages[0].mediabox
+    assert box.width > box.height
+    text = reader.pages[0].extract_text()
+    assert "word word" in text and "…" in text
+    assert text.count("word") < 400
+
+
+def test_narrow_report_is_portrait(tmp_path: Path) -> None:
+    box = pypdf.PdfReader(_write(tmp_path / "n.pdf", _rows(3))).pages[0].mediabox
+    assert box.height > box.width
+
+
+def test_empty_result_has_one_page_saying_so(tmp_path: Path) -> None:
+    reader = pypdf.PdfReader(_write(tmp_path / "e.pdf", []))
+    assert len(reader.pages) == 1
+    text = reader.pages[0].extract_text()
+    assert "No rows." in text
+    assert re.search(r"Page 1 of\s*1", text)
+
+
+def test_abort_leaves_nothing(tmp_path: Path) -> None:
+    writer = open_writer("pdf", tmp_path / "a.pdf", ["a"], OPTIONS)
+    writer.write([(i,) for i in range(500)])
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pages_go_to_disk_as_they_are_drawn(tmp_path: Path) -> None:
+    """Flat memory: the temp file grows while rows arrive, before close()."""
+    writer = open_writer("pdf", tmp_path / "s.pdf", ["id", "text"], OPTIONS)
+    part = tmp_path / ".s.pdf.part"
+    sizes = []
+    for start in range(0, 6000, 1000):
+        writer.write([(i, f"row {i}") for i in range(start, start + 1000)])
+        sizes.append(part.stat().st_size)
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[1] > sizes[0] > 0
+    path = writer.close()
+    assert len(pypdf.PdfReader(path).pages) > 50
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        (0.1 + 0.2, "0.3"),
+        (True, "true"),
+        (dt.datetime(2026, 1, 1, 0, 0, 0, 500, tzinfo=dt.UTC), "2026-01-01 05:30:00"),
+        ("tab\there\nnewline", "tab here newline"),
+        (b"\xab", "ab"),
+    ],
+)
+def test_cell_text(value: object, text: str) -> None:
+    assert cell_text(value, KOLKATA) == text
+
+
+def test_fit_widths_shrinks_the_widest_columns_first() -> None:
+    assert fit_widths([50, 60], 200) == [50, 60]
+    assert fit_widths([50, 300, 400], 350) == [50, 150, 150]
+    assert sum(fit_widths([100.0] * 40, 500)) == pytest.approx(500)

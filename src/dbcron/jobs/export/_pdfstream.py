@@ -103,6 +103,8 @@ class StreamingCanvas(Canvas):  # type: ignore[misc]
         self._doc = _StreamingDocument(
             out, compression=1, invariant=0, pdfVersion=pdfdoc.PDF_VERSION_DEFAULT
         )
+        # The preamble names the initial font: register it in the document we use.
+        self._make_preamble()
 
     def reserve_form(self, name: str) -> None:
         """Let pages use form ``name`` (doForm) before beginForm/endForm define it."""

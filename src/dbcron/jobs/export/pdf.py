@@ -225,7 +225,7 @@ class PdfWriter:
         )
         canvas.setFillColorRGB(0, 0, 0)
         baseline = header_top - _HEADER_HEIGHT + 4
-        self._draw_cells(self._columns, baseline, FONT_BOLD, _SMALL_SIZE, header=True)
+        self._draw_cells(self._columns, baseline, FONT_BOLD, _SMALL_SIZE)
         canvas.setStrokeColorRGB(*_RULE)
         canvas.setLineWidth(0.6)
         y = header_top - _HEADER_HEIGHT
@@ -264,9 +264,7 @@ class PdfWriter:
             self._draw_cells([cell_text(v, tz) for v in row], self._y + 2.8, FONT, _BODY_SIZE)
             self._rows_on_page += 1
 
-    def _draw_cells(
-        self, texts: Sequence[str], baseline: float, font: str, size: float, header: bool = False
-    ) -> None:
+    def _draw_cells(self, texts: Sequence[str], baseline: float, font: str, size: float) -> None:
         text = self._require_canvas().beginText()
         text.setFont(font, size)
         for i, value in enumerate(texts):
@@ -275,7 +273,7 @@ class PdfWriter:
             room = self._widths[i] - 2 * _PAD
             width = pdfmetrics.stringWidth(value, font, size)
             x = self._lefts[i] + _PAD
-            if self._numeric[i] and not header:
+            if self._numeric[i]:
                 if width > room:
                     # A cut number would read as another number: squeeze it instead.
                     text.setHorizScale(100 * room / width)

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from dbcron.cli import cli
 from dbcron.store import Store, open_store
 
-pytest_plugins = ["smtpd"]
+pytest_plugins = ["smtp_server"]
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306

@@ -15,7 +15,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
-from smtpd import SmtpTestServer, TlsFiles, free_port
 from typing import cast
 from zoneinfo import ZoneInfo
 
@@ -33,8 +32,9 @@ from dbcron.jobs.mail import (
     render_default_body,
     send_with_retry,
 )
+from smtp_server import SmtpTestServer, TlsFiles, free_port
 
-pytest_plugins = ["smtpd"]
+pytest_plugins = ["smtp_server"]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SLOT = datetime(2026, 3, 1, 9, 0, tzinfo=ZoneInfo("Asia/Kolkata"))

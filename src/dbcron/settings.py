@@ -38,6 +38,7 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     drain_seconds: float = 30.0
+    retry_backoff_seconds: float = 30.0
     poll_seconds: float = 5.0
     keep_history_days: int = 90
     keep_output_days: int = 14
@@ -176,6 +177,9 @@ def _check(settings: Settings) -> None:
         ) from None
     if settings.max_workers < 1:
         raise SettingsError("DBCRON_MAX_WORKERS must be at least 1")
-    for name in ("drain_seconds", "poll_seconds", "smtp_timeout", "max_attachment_mb"):
+    for name in (
+        "drain_seconds", "poll_seconds", "smtp_timeout", "max_attachment_mb",
+        "retry_backoff_seconds",
+    ):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{env_name(name)} must be greater than 0")

@@ -5,12 +5,15 @@ SQLite (default) or PostgreSQL (several hosts sharing one store), chosen by URL.
 
 from __future__ import annotations
 
+from dbcron.store.daemons import DaemonRepo, DaemonRow, RunRequest
 from dbcron.store.database import Database
 from dbcron.store.migrations import migrate
 from dbcron.store.runs import Claim, RunRepo, RunRow
 from dbcron.store.tasks import ApplyResult, TaskRepo, TaskRow
 
-__all__ = ["ApplyResult", "Claim", "RunRow", "Store", "TaskRow", "open_store"]
+__all__ = [
+    "ApplyResult", "Claim", "DaemonRow", "RunRequest", "RunRow", "Store", "TaskRow", "open_store",
+]
 
 
 class Store:
@@ -18,6 +21,7 @@ class Store:
         self.db = db
         self.tasks = TaskRepo(db)
         self.runs = RunRepo(db)
+        self.daemons = DaemonRepo(db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -2,7 +2,7 @@
 
 Use the fixtures from a test module or conftest.py::
 
-    pytest_plugins = ["smtpd"]        # or: from smtpd import smtp_server, smtp_tls
+    pytest_plugins = ["smtp_server"]        # or: from smtp_server import smtp_server, smtp_tls
 
 ``smtp_server`` is a plain server that accepts everything; tests change its
 behaviour through attributes (``fail_first``, ``fail_reply``, ``fail_at``) or

@@ -1,0 +1,138 @@
+"""Commands about runs: run, history, status."""
+
+from __future__ import annotations
+
+import click
+
+from dbcron.cli.app import App, local, pass_app, print_json, table
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--local", is_flag=True, help="Run in this process even when a daemon is up.")
+@click.option("--dry-run", is_flag=True, help="Build what the run would send; send nothing.")
+@click.option("--as-of", metavar="DATE", help="Dry run: the slot of this date (YYYY-MM-DD).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Dry run: write the attachments and the mail (.eml) here.")
+@click.option("--to", "to", multiple=True, help="Dry run: mail only this address.")
+@json_option
+@pass_app
+def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
+        out_dir: str | None, to: tuple[str, ...], as_json: bool) -> None:
+    """Run a task now (through the daemon when it is up); exit 1 if the run fails."""
+    if not dry_run and (as_of or out_dir or to):
+        raise click.UsageError("--as-of, --out and --to go with --dry-run")
+    if dry_run:
+        from dbcron.preview import dry_run as preview
+
+        result = preview(app.store, app.settings, name, as_of, out_dir, to, app.now())
+        if as_json:
+            print_json(result.__dict__)
+        else:
+            click.echo(result.summary or "dry run done")
+            for path in result.artifacts:
+                click.echo(f"  {path}")
+        if result.status != "succeeded":
+            raise click.ClickException(result.error or "dry run failed")
+        return
+    from dbcron.activity import run_now
+
+    outcome = run_now(app.store, app.settings, name, app.now, local,
+                      lambda line: click.echo(line, err=True))
+    if as_json:
+        print_json(outcome.to_json())
+    else:
+        took = (outcome.finished_at - outcome.started_at).total_seconds() if (
+            outcome.finished_at and outcome.started_at) else 0.0
+        rows = f", {outcome.rows} rows" if outcome.rows is not None else ""
+        click.echo(f"run {outcome.id} of {name}: {outcome.status} in {took:.1f}s{rows}")
+        for path in outcome.artifacts:
+            click.echo(f"  {path}")
+    if outcome.status != "succeeded":
+        raise click.ClickException(outcome.error or outcome.status)
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--status", help="Only runs with this status (e.g. failed).")
+@click.option("--since", help="An ISO time, or a duration back from now (24h, 7d).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
+@json_option
+@pass_app
+def history(app: App, name: str | None, status: str | None, since: str | None, limit: int,
+            as_json: bool) -> None:
+    """Past runs, newest first: when due, started, ended, status, rows, error."""
+    from dbcron import activity
+
+    start = activity.parse_since(since, app.now(), app.settings.timezone) if since else None
+    runs = activity.history(app.store, name, status, start, limit)
+    if as_json:
+        print_json([r.to_json() for r in runs])
+        return
+    if not runs:
+        click.echo("no runs")
+        return
+    tz = app.settings.timezone
+    table(
+        [
+            [
+                str(r.id), r.task, local(r.scheduled_for, tz), r.status,
+                _took(r), "-" if r.rows is None else str(r.rows),
+                (r.error or "").splitlines()[0][:80] if r.error else "",
+            ]
+            for r in runs
+        ],
+        ["ID", "TASK", "SLOT", "STATUS", "TOOK", "ROWS", "ERROR"],
+    )
+
+
+def _took(run: object) -> str:
+    started, finished = getattr(run, "started_at", None), getattr(run, "finished_at", None)
+    if started is None or finished is None:
+        return "-"
+    return f"{(finished - started).total_seconds():.1f}s"
+
+
+@click.command()
+@click.option("--check", is_flag=True,
+              help="Exit 0 when a daemon is alive and no task's last run failed, else 1.")
+@json_option
+@pass_app
+def status(app: App, check: bool, as_json: bool) -> None:
+    """Is the daemon alive, since when, what is due next, what ran in 24 h."""
+    from dbcron import activity
+
+    now = app.now()
+    report = activity.status(app.store, app.settings, now)
+    if check:
+        healthy, line = activity.health(report)
+        click.echo(line)
+        if not healthy:
+            raise click.exceptions.Exit(1)
+        return
+    if as_json:
+        print_json(report.to_json())
+        return
+    d = report.daemon
+    tz = app.settings.timezone
+    if report.alive and d is not None:
+        uptime = str(now - d.started_at).split(".")[0]
+        click.echo(f"daemon: alive, pid {d.pid} on {d.host}, up {uptime}, "
+                   f"{d.tasks_loaded} tasks loaded, last reload {local(d.last_reload_at, tz)}")
+    elif d is not None:
+        click.echo(f"daemon: NOT running (last seen {local(d.heartbeat_at, tz)}, "
+                   f"pid {d.pid} on {d.host})")
+    else:
+        click.echo("daemon: NOT running (never started on this store)")
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(report.runs_24h.items())) or "none"
+    click.echo(f"runs in the last 24 h: {counts}")
+    if report.failing:
+        click.echo("last run failed: " + ", ".join(report.failing))
+    click.echo("next:" if report.upcoming else "next: nothing scheduled")
+    for at, name in report.upcoming:
+        click.echo(f"  {local(at, tz)}  {name}")
+
+
+COMMANDS = [run, history, status]

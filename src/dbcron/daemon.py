@@ -1,0 +1,406 @@
+"""The scheduler daemon's lifecycle: lock, load, signals, reload diff, heartbeat, stop.
+
+Signal handlers only set flags and wake the loop; the loop (one thread) acts on
+them, reads the clock once per tick and passes it down. APScheduler is only
+the timer: due slots go to a dispatcher thread that asks the runner to claim
+and run them, so a burst of 1,000 due slots never delays the heartbeat or the
+systemd watchdog.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from dbcron.catchup import plan_catchup, too_late
+from dbcron.errors import DbcronError
+from dbcron.model import Task
+from dbcron.runner import LEASE, Identity, Runner
+from dbcron.schedule import ScheduleSpec, fires_between, next_fire
+from dbcron.sdnotify import Notifier, watchdog_interval
+from dbcron.settings import Settings
+from dbcron.store import DaemonRow, Store, TaskRow, open_store
+from dbcron.workers import WorkerPool
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from dbcron.metrics import Metrics
+
+log = logging.getLogger("dbcron.daemon")
+HEARTBEAT_SECONDS = 5.0
+HOUSEKEEPING_EVERY = timedelta(days=1)
+
+
+class DaemonError(DbcronError):
+    """The daemon cannot start (another one holds the store, the store cannot open)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Loaded:
+    digest: str
+    task: Task
+    spec: ScheduleSpec
+
+
+def _lock(path: Path, what: str) -> int:
+    """Hold an exclusive lock on `path` for the daemon's life; it says who holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise DaemonError(
+            f"another scheduler-daemon (pid {holder}) is already running on {what}; "
+            "stop it first (one daemon per SQLite store)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        environ: dict[str, str],
+        clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self.notifier = Notifier.from_env(environ)
+        self.watchdog = watchdog_interval(environ)
+        self.identity = Identity(socket.gethostname(), os.getpid(), str(uuid.uuid4()))
+        self.tasks: dict[str, _Loaded] = {}
+        self.revision = -1
+        self.reload_requested = False
+        self.stopping = False
+        self.stop_now = False
+        self._wake = threading.Event()
+        self._due: queue.Queue[tuple[str, list[datetime] | None] | None] = queue.Queue()
+        self._locks: list[int] = []
+        self._last_reload: datetime | None = None
+        self.store: Store
+        self.runner: Runner
+        self.pool: WorkerPool
+        self.scheduler: BackgroundScheduler
+
+    # --- signals: set flags, wake the loop ----------------------------------------------
+
+    def on_reload_signal(self, signum: int = signal.SIGHUP, frame: FrameType | None = None) -> None:
+        self.reload_requested = True
+        self._wake.set()
+
+    def on_stop_signal(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        if self.stopping:
+            self.stop_now = True  # a second signal: do not wait for the drain
+        self.stopping = True
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGHUP, self.on_reload_signal)
+        signal.signal(signal.SIGTERM, self.on_stop_signal)
+        signal.signal(signal.SIGINT, self.on_stop_signal)
+
+    # --- start --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        settings = self.settings
+        self._locks.append(_lock(settings.pidfile, f"state directory {settings.state_dir}"))
+        if settings.store.startswith("sqlite:///"):
+            db_path = Path(settings.store.removeprefix("sqlite:///"))
+            self._locks.append(_lock(db_path.with_name(db_path.name + ".lock"),
+                                     f"store {db_path}"))
+        self.store = open_store(settings.store)
+        now = self.clock()
+        self.store.daemons.register(DaemonRow(
+            id=self.identity.daemon_id or "", host=self.identity.host, pid=self.identity.pid,
+            started_at=now, heartbeat_at=now, last_reload_at=None, tasks_loaded=0,
+            status="starting", stopped_at=None, heartbeat_seconds=HEARTBEAT_SECONDS,
+        ))
+        self.pool = WorkerPool(settings.max_workers, settings.log_level, settings.log_format)
+        self.runner = Runner(self.store, settings, self.pool, self.identity, self.clock,
+                             self.metrics)
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from dbcron.trigger import SlotExecutor
+
+        self.scheduler = BackgroundScheduler(
+            executors={"default": SlotExecutor()}, timezone=UTC,
+            job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1},
+        )
+        stale = self._recover(now)
+        self.revision = self.store.tasks.revision()
+        self._load(self.store.tasks.all(enabled_only=True), now, catch_up=True)
+        self._resume(stale, now)
+        threading.Thread(target=self._dispatch, name="dbcron-dispatch", daemon=True).start()
+        self.scheduler.start()
+        self._last_reload = now
+        self._beat(now)
+        self.notifier.ready()
+        self.notifier.status(self._status_line())
+        log.info("scheduler-daemon ready: %d tasks loaded, store %s, pid %d",
+                 len(self.tasks), _masked(settings.store), os.getpid())
+
+    def _recover(self, now: datetime) -> list[Any]:
+        """Runs left `running` by a daemon that is gone become interrupted."""
+        note = "interrupted: the daemon running it stopped or died"
+        stale = self.store.runs.interrupt_expired(now + (LEASE if self._sole_owner() else
+                                                         timedelta(0)), note)
+        for run in stale:
+            log.warning("run %s interrupted: slot %s (daemon pid %s on %s is gone)",
+                        run.task, run.scheduled_for.isoformat(), run.pid, run.host,
+                        extra={"task": run.task, "status": "interrupted"})
+        return stale
+
+    def _sole_owner(self) -> bool:
+        """On SQLite our lock proves no other daemon lives, so its leases need not expire."""
+        return self.settings.store.startswith("sqlite")
+
+    def _resume(self, stale: list[Any], now: datetime) -> None:
+        """Retry interrupted runs whose task allows another attempt and is within grace."""
+        for run in stale:
+            loaded = self.tasks.get(run.task)
+            if loaded is None or run.attempt > loaded.task.policy.retries:
+                continue
+            if run.trigger != "manual" and too_late(run.scheduled_for, now,
+                                                    loaded.task.policy.grace):
+                continue
+            log.info("run %s: retrying interrupted slot %s as attempt %d", run.task,
+                     run.scheduled_for.isoformat(), run.attempt + 1)
+            self.runner.resume(loaded.task, run.id, run.scheduled_for, run.trigger,
+                               run.attempt + 1)
+
+    # --- loading and reloading ----------------------------------------------------------
+
+    def _parse(self, row: TaskRow) -> _Loaded | None:
+        try:
+            task = Task.model_validate(row.data)
+        except ValueError as exc:
+            log.error("task %s is invalid and was left out: %s", row.name,
+                      str(exc).replace("\n", "; "))
+            return None
+        spec = ScheduleSpec.from_dict(row.data["schedule"], self.settings.timezone)
+        return _Loaded(row.digest, task, spec)
+
+    def _load(self, rows: list[TaskRow], now: datetime, catch_up: bool) -> None:
+        from dbcron.trigger import SlotTrigger
+
+        horizons = self.store.runs.last_slots() if catch_up else {}
+        for row in rows:
+            loaded = self._parse(row)
+            if loaded is None:
+                continue
+            self.tasks[row.name] = loaded
+            if catch_up:
+                self._catch_up(loaded, horizons.get(row.name) or row.created_at, now)
+            first = next_fire(loaded.spec, now)
+            if first is not None:
+                self.scheduler.add_job(
+                    self._on_fire, SlotTrigger(loaded.spec), args=[row.name], id=row.name,
+                    name=row.name, next_run_time=first, replace_existing=True,
+                )
+
+    def _catch_up(self, loaded: _Loaded, since: datetime, now: datetime) -> None:
+        task = loaded.task
+        plan = plan_catchup(fires_between(loaded.spec, since, now), task.policy.catchup,
+                            task.policy.grace, now)
+        why = f"missed while no daemon ran (catchup: {task.policy.catchup})"
+        for slot in plan.missed:
+            self.runner.record(task, slot, "catchup", "missed", now, why)
+        if plan.uncounted:
+            log.warning("%s: %d older slots were missed while no daemon ran", task.name,
+                        plan.uncounted, extra={"task": task.name, "status": "missed"})
+        for slot in plan.run:
+            self.runner.submit(task, slot, "catchup", now)
+
+    def reload(self, now: datetime) -> None:
+        """Re-read the store; add, change or remove only the jobs whose definition changed."""
+        started = time.monotonic()
+        self.notifier.reloading(time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
+        self.revision = self.store.tasks.revision()
+        digests = self.store.tasks.digests()
+        gone = [n for n in self.tasks if n not in digests]
+        changed = [n for n, d in digests.items() if n not in self.tasks or
+                   self.tasks[n].digest != d]
+        for name in gone + [n for n in changed if n in self.tasks]:
+            self.tasks.pop(name, None)
+            if self.scheduler.get_job(name) is not None:
+                self.scheduler.remove_job(name)
+        rows = self.store.tasks.get_many(changed)
+        self._load(rows, now, catch_up=False)
+        self._last_reload = now
+        if self.metrics is not None:
+            self.metrics.reloaded(now)
+            self.metrics.set_tasks_loaded(len(self.tasks))
+        self.notifier.ready()
+        self.notifier.status(self._status_line())
+        log.info("reloaded in %.0f ms: %d added or changed, %d removed, %d tasks loaded",
+                 (time.monotonic() - started) * 1000, len(rows), len(gone), len(self.tasks))
+
+    # --- firing -------------------------------------------------------------------------
+
+    def _on_fire(self, name: str, slots: list[datetime] | None = None) -> None:
+        """Called in APScheduler's thread with the due slots: only queue, never block it.
+
+        (`slots` has a default only because APScheduler checks a job's arguments
+        when it is added; its executor here always passes them.)
+        """
+        self._due.put((name, slots))
+
+    def _dispatch(self) -> None:
+        while True:
+            item = self._due.get()
+            if item is None:
+                return
+            name, slots = item
+            loaded = self.tasks.get(name)
+            if loaded is None or self.stopping:
+                continue
+            for slot in slots or ():
+                try:
+                    self.runner.submit(loaded.task, slot, "schedule", self.clock())
+                except Exception:  # the store down must not kill the dispatcher
+                    log.exception("could not start %s for slot %s", name, slot.isoformat())
+
+    def _take_requests(self, now: datetime) -> None:
+        for request in self.store.daemons.take_requests(self.identity.daemon_id or ""):
+            row = self.store.tasks.get(request.task)
+            loaded = self._parse(row) if row is not None else None
+            if loaded is None:
+                log.error("run-now request for %s: no such valid task", request.task)
+                continue
+            run_id = self.runner.submit(loaded.task, request.requested_at, "manual", now)
+            if run_id is not None:
+                self.store.daemons.answer(request.id, run_id)
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def loop(self) -> None:
+        tick = min(1.0, self.watchdog) if self.watchdog else 1.0
+        next_beat = next_poll = next_dog = time.monotonic()
+        next_housekeeping = self.clock() + timedelta(minutes=1)
+        while not self.stopping:
+            self._wake.wait(tick)
+            self._wake.clear()
+            now = self.clock()
+            mono = time.monotonic()
+            try:
+                if self.reload_requested:
+                    self.reload_requested = False
+                    self.reload(now)
+                if mono >= next_poll:
+                    next_poll = mono + self.settings.poll_seconds
+                    if self.store.tasks.revision() != self.revision:
+                        self.reload(now)
+                self._take_requests(now)
+                self.runner.tick(now)
+                if mono >= next_beat:
+                    next_beat = mono + HEARTBEAT_SECONDS
+                    self._beat(now)
+                if now >= next_housekeeping:
+                    next_housekeeping = now + HOUSEKEEPING_EVERY
+                    self._housekeeping(now)
+            except Exception:  # the store briefly down: log, keep the loop (and watchdog) alive
+                log.exception("daemon loop error; retrying next tick")
+            if self.watchdog and mono >= next_dog:
+                next_dog = mono + self.watchdog
+                self.notifier.watchdog()
+
+    def _beat(self, now: datetime) -> None:
+        self.store.daemons.beat(
+            self.identity.daemon_id or "", now, tasks_loaded=len(self.tasks),
+            last_reload_at=self._last_reload, status=self._status_line(),
+        )
+        self.store.runs.renew_leases(self.identity.daemon_id or "", now + LEASE)
+        if not self._sole_owner():
+            stale = self.store.runs.interrupt_expired(
+                now, "interrupted: the daemon running it stopped renewing its lease"
+            )
+            self._resume(stale, now)
+        self.notifier.status(self._status_line())
+
+    def _housekeeping(self, now: datetime) -> None:
+        def work() -> None:
+            from dbcron.housekeeping import prune
+
+            try:
+                report = prune(self.store, self.settings, now)
+                log.info("housekeeping: %s", report)
+            except Exception:
+                log.exception("housekeeping failed")
+
+        threading.Thread(target=work, name="dbcron-housekeeping", daemon=True).start()
+
+    def _status_line(self) -> str:
+        jobs = self.scheduler.get_jobs() if self.scheduler.running else []
+        if not jobs:
+            return f"{len(self.tasks)} tasks; nothing scheduled"
+        first = jobs[0]
+        tz = self.tasks[first.id].spec.tz if first.id in self.tasks else UTC
+        when = first.next_run_time.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+        return f"{len(self.tasks)} tasks; next {first.id} at {when}"
+
+    # --- stop ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """No new slots; running runs drain for drain_seconds; the rest become interrupted."""
+        self.notifier.stopping()
+        log.info("stopping: waiting up to %.0fs for %d running run(s)",
+                 self.settings.drain_seconds, self.runner.active())
+        self.scheduler.shutdown(wait=False)
+        self.runner.stop_accepting()
+        self._due.put(None)
+        deadline = time.monotonic() + self.settings.drain_seconds
+        while not self.stop_now and time.monotonic() < deadline:
+            if self.runner.drain(0.2):
+                break
+            if self.watchdog:
+                self.notifier.watchdog()
+        self.pool.close(kill_busy=True)
+        self.runner.shutdown()
+        now = self.clock()
+        left = self.store.runs.interrupt_daemon(
+            self.identity.daemon_id or "", now, "interrupted: the daemon stopped before it ended"
+        )
+        if left:
+            log.warning("stopped with %d run(s) unfinished; marked interrupted", left)
+        self.store.daemons.stopped(self.identity.daemon_id or "", now)
+        self.store.close()
+        for fd in self._locks:
+            os.close(fd)
+        self.settings.pidfile.unlink(missing_ok=True)
+        log.info("scheduler-daemon stopped")
+
+    def run(self) -> None:
+        self.install_signal_handlers()
+        self.start()
+        self.loop()
+        self.stop()
+
+
+def _masked(url: str) -> str:
+    from dbcron.secrets import mask_secrets
+
+    return mask_secrets(url)

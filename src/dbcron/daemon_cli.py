@@ -1,0 +1,48 @@
+"""`scheduler-daemon`: the process systemd's ExecStart runs, in the foreground."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", metavar="URL", help="Store URL (overrides DBCRON_STORE).")
+@click.option("--state-dir", metavar="DIR", help="State directory (overrides DBCRON_STATE_DIR).")
+@click.option("--metrics-address", metavar="HOST:PORT",
+              help="Serve Prometheus metrics here, e.g. 127.0.0.1:9464 (DBCRON_METRICS_ADDRESS).")
+@click.version_option(package_name="dbcron")
+def main(store: str | None, state_dir: str | None, metrics_address: str | None) -> None:
+    """Run scheduled tasks: SIGHUP reloads the store, SIGTERM drains and stops."""
+    from dbcron.daemon import Daemon
+    from dbcron.errors import DbcronError
+    from dbcron.logs import configure_logging
+    from dbcron.settings import load_environment, load_settings
+
+    try:
+        load_environment()
+        settings = load_settings(overrides={"store": store, "state_dir": state_dir,
+                                            "metrics_address": metrics_address})
+    except DbcronError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(os.environ, settings.log_level, settings.log_format)
+    metrics = None
+    if settings.metrics_address:
+        from dbcron.metrics import Metrics
+
+        metrics = Metrics()
+        try:
+            metrics.start_server(settings.metrics_address)
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(
+                f"DBCRON_METRICS_ADDRESS={settings.metrics_address}: {exc}"
+            ) from None
+    daemon = Daemon(settings, dict(os.environ), metrics=metrics)
+    try:
+        daemon.run()
+    except DbcronError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if metrics is not None:
+            metrics.stop()

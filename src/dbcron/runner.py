@@ -1,0 +1,299 @@
+"""One run of a task: claim the slot, apply the policies, run attempts, record everything.
+
+The state machine of a run row:
+
+    (claim) running -> succeeded | failed | timed_out | interrupted
+    (no claim)      -> skipped (overlap) | missed (past grace)
+
+A slot is claimed by inserting its row before any work, so a slot runs at most
+once whatever happens. Attempts run in worker processes (see workers.py); a
+failed attempt is retried after a backoff that doubles, capped at 10 minutes,
+while the row stays `running` with its lease renewed by the daemon's heartbeat.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dbcron.catchup import too_late
+from dbcron.jobs import JobRequest, JobResult
+from dbcron.model import Task
+from dbcron.schedule import jitter_for
+from dbcron.secrets import mask_secrets
+from dbcron.settings import Settings
+from dbcron.store import Claim, Store
+from dbcron.workers import Stopped, TimedOut, WorkerPool
+
+if TYPE_CHECKING:
+    from dbcron.metrics import Metrics
+
+log = logging.getLogger("dbcron.runner")
+LEASE = timedelta(seconds=60)
+MAX_BACKOFF = 600.0
+
+
+def backoff(attempt: int, base: float) -> float:
+    """Seconds before attempt `attempt + 1`: base, doubling, capped."""
+    return float(min(base * 2 ** (attempt - 1), MAX_BACKOFF))
+
+
+@dataclass(order=True)
+class _Delayed:
+    due: datetime
+    seq: int
+    attempt: _Attempt = field(compare=False)
+
+
+@dataclass
+class _Attempt:
+    task: Task
+    run_id: int
+    slot: datetime
+    trigger: str
+    number: int = 1
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who runs: written into each claimed row so history says where a run ran."""
+
+    host: str
+    pid: int
+    daemon_id: str | None
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        pool: WorkerPool,
+        identity: Identity,
+        clock: Callable[[], datetime],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.pool = pool
+        self.identity = identity
+        self.clock = clock
+        self.metrics = metrics
+        self._threads = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="dbcron-run")
+        self._lock = threading.Lock()
+        self._active: dict[str, int] = defaultdict(int)
+        self._waiting: dict[str, deque[_Attempt]] = defaultdict(deque)
+        self._delayed: list[_Delayed] = []
+        self._seq = itertools.count()
+        self._futures: set[Future[None]] = set()
+        self._accepting = True
+
+    def _claim(self, now: datetime) -> Claim:
+        return Claim(self.identity.host, self.identity.pid, self.identity.daemon_id, now + LEASE)
+
+    # --- entry points -----------------------------------------------------------------
+
+    def submit(self, task: Task, slot: datetime, trigger: str, now: datetime) -> int | None:
+        """Decide what a due slot becomes; returns the run id when it was claimed to run."""
+        if not self._accepting:
+            return None
+        policy = task.policy
+        if trigger != "manual":
+            if too_late(slot, now, policy.grace):
+                why = f"started {_ago(now - slot)} late, past its grace of {_ago(policy.grace)}"
+                self.record(task, slot, trigger, "missed", now, why)
+                return None
+            limit = task.schedule.max_runs
+            if limit is not None and self.store.runs.successes(task.name) >= limit:
+                log.info("%s: max_runs %d reached; slot %s not run", task.name, limit, slot)
+                return None
+        with self._lock:
+            busy = self._active[task.name] > 0 or bool(self._waiting[task.name])
+        if busy and trigger != "manual" and policy.overlap == "skip":
+            self.record(task, slot, trigger, "skipped", now, "the previous run was still running")
+            return None
+        run_id = self.store.runs.claim(task.name, slot, trigger, self._claim(now), now)
+        if run_id is None:
+            log.debug("%s: slot %s was claimed already", task.name, slot.isoformat())
+            return None
+        attempt = _Attempt(task, run_id, slot, trigger)
+        with self._lock:
+            if busy and trigger != "manual" and policy.overlap == "queue":
+                self._waiting[task.name].append(attempt)
+                return run_id
+            self._active[task.name] += 1
+        delay = jitter_for(task.name, slot, task.schedule.jitter) if trigger == "schedule" else None
+        if delay:
+            self._delay(attempt, now + delay)
+        else:
+            self._start(attempt)
+        return run_id
+
+    def resume(self, task: Task, run_id: int, slot: datetime, trigger: str, attempt: int) -> None:
+        """Retry an interrupted run's slot (after a crash) as its next attempt."""
+        with self._lock:
+            self._active[task.name] += 1
+        self._start(_Attempt(task, run_id, slot, trigger, attempt))
+
+    def tick(self, now: datetime) -> None:
+        """Start delayed attempts (jitter, retry backoff) that are due."""
+        due: list[_Attempt] = []
+        with self._lock:
+            while self._delayed and self._delayed[0].due <= now:
+                due.append(heapq.heappop(self._delayed).attempt)
+        for attempt in due:
+            self._start(attempt)
+
+    def active(self) -> int:
+        with self._lock:
+            return sum(self._active.values())
+
+    def stop_accepting(self) -> None:
+        self._accepting = False
+
+    def drain(self, seconds: float) -> bool:
+        """Wait up to `seconds` for running attempts; True when none is left."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                pending = [f for f in self._futures if not f.done()]
+            if not pending:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def shutdown(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    # --- attempts ---------------------------------------------------------------------
+
+    def _delay(self, attempt: _Attempt, due: datetime) -> None:
+        with self._lock:
+            heapq.heappush(self._delayed, _Delayed(due, next(self._seq), attempt))
+
+    def _start(self, attempt: _Attempt) -> None:
+        if not self._accepting:
+            return  # the row stays running; shutdown marks it interrupted
+        future = self._threads.submit(self._run_attempt, attempt)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("runner bug: %s", future.exception(), exc_info=future.exception())
+
+    def _run_attempt(self, attempt: _Attempt) -> None:
+        task = attempt.task
+        now = self.clock()
+        self.store.runs.start_attempt(attempt.run_id, attempt.number, now, now + LEASE,
+                                      self._claim(now))
+        late = now - attempt.slot if attempt.trigger != "manual" else None
+        log.info(
+            "run %s started: slot %s, attempt %d%s", task.name, attempt.slot.isoformat(),
+            attempt.number, f", {_ago(late)} late" if late and late > timedelta(seconds=1) else "",
+            extra={"task": task.name, "slot": attempt.slot.isoformat(), "run_id": attempt.run_id},
+        )
+        request = JobRequest(
+            task=task.to_data(), slot=attempt.slot, settings=self.settings,
+            timeout=task.policy.timeout.total_seconds(), attempt=attempt.number,
+            trigger=attempt.trigger, late_by=late, run_id=attempt.run_id,
+        )
+        started = time.monotonic()
+        try:
+            result = self.pool.run(request, task.policy.timeout.total_seconds())
+        except TimedOut:
+            result = JobResult("failed", error=f"timed out after {_ago(task.policy.timeout)}",
+                               retryable=False)
+            self._finish(attempt, "timed_out", result, started, late)
+            return
+        except Stopped:
+            return  # a cold stop: shutdown marks the row interrupted
+        if result.status == "succeeded":
+            self._finish(attempt, "succeeded", result, started, late)
+            return
+        if result.retryable and attempt.number <= task.policy.retries and self._accepting:
+            wait = backoff(attempt.number, self.settings.retry_backoff_seconds)
+            log.warning("run %s attempt %d failed: %s; retrying in %ss", task.name,
+                        attempt.number, result.error, int(wait),
+                        extra={"task": task.name, "slot": attempt.slot.isoformat()})
+            attempt.number += 1
+            self._delay(attempt, self.clock() + timedelta(seconds=wait))
+            return
+        self._finish(attempt, "failed", result, started, late)
+
+    def _finish(self, attempt: _Attempt, status: str, result: JobResult, started: float,
+                late: timedelta | None) -> None:
+        task = attempt.task
+        now = self.clock()
+        duration = time.monotonic() - started
+        error = mask_secrets(result.error) if result.error else None
+        self.store.runs.finish(
+            attempt.run_id, status, now, rows=result.rows, size=result.bytes,
+            artifacts=result.artifacts, result=result.result, error=error,
+        )
+        level = logging.INFO if status == "succeeded" else logging.ERROR
+        log.log(
+            level, "run %s %s: slot %s, %.1fs%s%s", task.name, status, attempt.slot.isoformat(),
+            duration, f", {result.rows} rows" if result.rows is not None else "",
+            f": {error}" if error else (f": {result.summary}" if result.summary else ""),
+            extra={"task": task.name, "slot": attempt.slot.isoformat(), "status": status,
+                   "duration": round(duration, 3), "rows": result.rows, "run_id": attempt.run_id},
+        )
+        if self.metrics is not None:
+            self.metrics.observe_run(
+                task.name, status, duration, late.total_seconds() if late else None,
+                result.rows, now,
+            )
+        if status != "succeeded" and task.notify.on_failure:
+            self._notify(task, attempt, status, error or status)
+        self._next_of(task.name)
+
+    def _notify(self, task: Task, attempt: _Attempt, status: str, error: str) -> None:
+        from dbcron.jobs.pipeline import notify_failure
+
+        facts: dict[str, Any] = {
+            "status": status, "attempt": attempt.number, "host": self.identity.host,
+            "run_id": attempt.run_id, "trigger": attempt.trigger,
+        }
+        try:
+            notify_failure(task.to_data(), attempt.slot, error, facts, self.settings)
+        except Exception as exc:  # the failure mail failing must not hide the failure itself
+            log.error("%s: could not send the failure notice: %s", task.name,
+                      mask_secrets(str(exc)))
+
+    def _next_of(self, name: str) -> None:
+        """A run ended: start the next queued slot of the task (overlap: queue)."""
+        with self._lock:
+            waiting = self._waiting[name]
+            if waiting:
+                nxt = waiting.popleft()
+            else:
+                self._active[name] -= 1
+                return
+        self._start(nxt)
+
+    def record(self, task: Task, slot: datetime, trigger: str, status: str, now: datetime,
+                why: str) -> None:
+        if self.store.runs.record(task.name, slot, trigger, status, now, self._claim(now), why):
+            log.warning("run %s %s: slot %s: %s", task.name, status, slot.isoformat(), why,
+                        extra={"task": task.name, "slot": slot.isoformat(), "status": status})
+            if self.metrics is not None:
+                self.metrics.observe_run(task.name, status, 0.0, None, None, now)
+
+
+def _ago(delta: timedelta) -> str:
+    from dbcron.durations import format_duration
+
+    return format_duration(delta)

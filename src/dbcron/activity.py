@@ -31,7 +31,6 @@ def run_now(
 ) -> RunRow:
     """Run a task now, through the live daemon when there is one, else in this process."""
     from dbcron import catalog
-
     from dbcron.model import Task
 
     task = Task.model_validate(catalog.get(store, name).data)
@@ -55,10 +54,7 @@ def run_now(
 
 
 def _wait_taken(store: Store, request_id: int) -> int:
-    deadline = time.monotonic() + if TYPE_CHECKING:
-    from dbcron.model import Task
-
-TAKE_TIMEOUT
+    deadline = time.monotonic() + TAKE_TIMEOUT
     while time.monotonic() < deadline:
         _taker, run_id = store.daemons.answer_of(request_id)
         if run_id is not None:

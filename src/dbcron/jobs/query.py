@@ -1,0 +1,376 @@
+"""Run a task's SQL against its source: streamed reads, guarded writes.
+
+- The source URL is expanded (``${VAR}`` from the environment) at run time,
+  so secrets never enter the store; every message is password-masked.
+- Parameters are rendered by the templating sandbox and *bound*, never pasted.
+- ``report``/``alert`` queries run read-only where the database enforces it
+  (PostgreSQL and MariaDB read-only transactions, SQLite ``query_only``).
+- The task's timeout becomes a statement timeout in the database, so a run
+  that is stopped does not leave a query burning on the server.
+- Rows come from a server-side cursor in batches: memory is one batch,
+  whatever the size of the result.
+
+SQLAlchemy is imported here only, and this module only by the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dbcron.jobs import JobError
+from dbcron.secrets import mask_secrets
+from dbcron.templating import render_params
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+BATCH_ROWS = 5000
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# How each database words "you may not write here" and "your time is up".
+_READ_ONLY = re.compile(r"read[- ]?only", re.IGNORECASE)
+_TIMED_OUT = re.compile(
+    r"statement timeout|max_statement_time|max_execution_time|interrupted", re.IGNORECASE
+)
+_CURSOR = re.compile(r"CURSOR FOR", re.IGNORECASE)
+# Engines are not fork-safe: the key holds the pid, so a worker process forked
+# from a parent that already had one builds its own pool.
+_ENGINES: dict[tuple[int, str], Engine] = {}
+
+Row = Sequence[Any]
+
+
+@dataclass
+class QueryStream:
+    """What `stream_query` yields: the column names and the row batches, read once."""
+
+    columns: list[str]
+    batches: Iterator[list[Row]]
+
+
+def expand_source(source: str, environ: Mapping[str, str] | None = None) -> str:
+    """``${VAR}`` -> its value; a missing variable is a non-retryable JobError naming it."""
+    env = os.environ if environ is None else environ
+    missing = [name for name in _ENV_REF.findall(source) if name not in env]
+    if missing:
+        names = ", ".join(dict.fromkeys(missing))
+        raise JobError(
+            f"the source needs the environment variable {names}, which is not set "
+            "(set it in the daemon's environment or .env)",
+            retryable=False,
+        )
+    return _ENV_REF.sub(lambda m: env[m.group(1)], source)
+
+
+def engine_for(url: str) -> Engine:
+    """One engine (and connection pool) per source URL in this process."""
+    key = (os.getpid(), url)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = _create_engine(url)
+        _ENGINES[key] = engine
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        # pre_ping: a pooled connection the server closed overnight is replaced
+        # instead of failing the morning's report.
+        return create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise JobError(
+            mask_secrets(f"cannot use the source {url}: {exc}"), retryable=False
+        ) from None
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection of this process (worker shutdown, tests)."""
+    for key in [k for k in _ENGINES if k[0] == os.getpid()]:
+        _ENGINES.pop(key).dispose()
+
+
+@contextlib.contextmanager
+def stream_query(
+    task: Mapping[str, Any],
+    variables: Mapping[str, Any],
+    timeout: float,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[QueryStream]:
+    """Run the task's query read-only and yield its columns and row batches.
+
+    The batches must be consumed inside the ``with`` block: the cursor, the
+    read-only transaction and the statement timeout live exactly that long.
+    ``row_limit`` caps the rows read (the cursor is closed early).
+    """
+    from sqlalchemy import text
+
+    url = expand_source(task["source"])
+    params = render_params(task.get("params", {}), variables)
+    limit: int | None = task.get("row_limit")
+    with (
+        _errors("query", url, timeout),
+        _connection(url) as conn,
+        _guard(conn, timeout, read_only=True),
+    ):
+        result = conn.execution_options(yield_per=batch_rows).execute(
+            text(task["query"]), params
+        )
+        if not result.returns_rows:
+            raise JobError("the query returned no result set (is it a SELECT?)", retryable=False)
+        try:
+            columns = list(map(str, result.keys()))
+            yield QueryStream(columns, _batches(result.partitions(), limit))
+        finally:
+            result.close()
+
+
+def _batches(partitions: Iterator[Sequence[Row]], limit: int | None) -> Iterator[list[Row]]:
+    seen = 0
+    for part in partitions:
+        batch = list(part)
+        if limit is not None and seen + len(batch) >= limit:
+            yield batch[: limit - seen]
+            return
+        seen += len(batch)
+        yield batch
+
+
+def run_statements(
+    task: Mapping[str, Any],
+    variables: Mapping[str, Any],
+    timeout: float,
+    commit: bool = True,
+) -> list[int]:
+    """Run a ``sql`` task's statements in one transaction; return each one's rowcount.
+
+    Past ``max_rows_affected`` (all statements together) everything is rolled
+    back and the run fails. ``commit=False`` (dry run) rolls back in any case,
+    so a preview reports what would change without changing it. A rowcount of
+    -1 means the driver does not know (DDL).
+    """
+    from sqlalchemy import text
+
+    url = expand_source(task["source"])
+    params = render_params(task.get("params", {}), variables)
+    cap: int | None = task.get("max_rows_affected")
+    counts: list[int] = []
+    with (
+        _errors("statement", url, timeout),
+        _connection(url) as conn,
+        _guard(conn, timeout, read_only=False),
+    ):
+        # The guard's SET already began the transaction (SQLAlchemy autobegin):
+        # every statement joins it, and it ends in one commit or one rollback.
+        try:
+            for number, statement in enumerate(task["statements"], start=1):
+                if not statement.strip():
+                    continue
+                counts.append(conn.execute(text(statement), params).rowcount)
+                total = sum(n for n in counts if n > 0)
+                if cap is not None and total > cap:
+                    raise JobError(
+                        f"statement {number} brought the rows affected to {total}, over "
+                        f"max_rows_affected {cap}: rolled back, nothing was changed",
+                        retryable=False,
+                    )
+        except BaseException:
+            conn.rollback()
+            raise
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
+    return counts
+
+
+@contextlib.contextmanager
+def _connection(url: str) -> Iterator[Connection]:
+    with engine_for(url).connect() as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def _guard(conn: Connection, timeout: float, read_only: bool) -> Iterator[None]:
+    """Read-only mode and statement timeout for the database behind ``conn``.
+
+    Session-level settings are put back afterwards, because the connection
+    returns to a pool that the next task (maybe a ``sql`` task) shares.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        guard = _postgresql
+    elif dialect in ("mysql", "mariadb"):
+        guard = _mysql
+    elif dialect == "sqlite":
+        guard = _sqlite
+    else:
+        guard = _unguarded
+    with guard(conn, timeout, read_only):
+        yield
+
+
+@contextlib.contextmanager
+def _postgresql(conn: Connection, timeout: float, read_only: bool) -> Iterator[None]:
+    # Both are transaction-scoped (LOCAL), so they end with the transaction and
+    # nothing needs resetting; autobegin puts the BEGIN in front of them.
+    if read_only:
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {_millis(timeout)}")
+    try:
+        yield
+    finally:
+        if conn.in_transaction() and read_only:
+            conn.rollback()
+
+
+@contextlib.contextmanager
+def _mysql(conn: Connection, timeout: float, read_only: bool) -> Iterator[None]:
+    is_mariadb = bool(getattr(conn.dialect, "is_mariadb", False))
+    if is_mariadb:
+        # MariaDB: seconds, any statement.
+        variable, value = "max_statement_time", f"{max(timeout, 0.001):.3f}"
+    else:
+        # MySQL: milliseconds, SELECT only.
+        variable, value = "max_execution_time", str(_millis(timeout))
+    conn.exec_driver_sql(f"SET SESSION {variable} = {value}")
+    try:
+        if read_only:
+            # Ends the implicit transaction the SET opened and starts one the
+            # server refuses to write in; the rollback below ends it.
+            conn.exec_driver_sql("START TRANSACTION READ ONLY")
+        yield
+    finally:
+        with _invalidate_on_error(conn):
+            if conn.in_transaction() and read_only:
+                conn.rollback()
+            conn.exec_driver_sql(f"SET SESSION {variable} = DEFAULT")
+
+
+@contextlib.contextmanager
+def _sqlite(conn: Connection, timeout: float, read_only: bool) -> Iterator[None]:
+    # SQLite has no statement timeout: a progress handler, called every N
+    # virtual machine steps, interrupts the statement once the deadline passed.
+    raw: Any = conn.connection.dbapi_connection
+    deadline = time.monotonic() + timeout
+    raw.set_progress_handler(_past(deadline), 10_000)
+    if read_only:
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+    try:
+        yield
+    finally:
+        with _invalidate_on_error(conn):
+            if conn.in_transaction() and read_only:
+                conn.rollback()
+            raw.set_progress_handler(None, 0)
+            if read_only:
+                conn.exec_driver_sql("PRAGMA query_only = OFF")
+                conn.commit()
+
+
+@contextlib.contextmanager
+def _unguarded(conn: Connection, timeout: float, read_only: bool) -> Iterator[None]:
+    # Another database: no enforced read-only mode or timeout here; the
+    # runner's own timeout still stops the run.
+    try:
+        yield
+    finally:
+        if conn.in_transaction() and read_only:
+            conn.rollback()
+
+
+def _past(deadline: float) -> Callable[[], int]:
+    def handler() -> int:
+        return 1 if time.monotonic() > deadline else 0
+
+    return handler
+
+
+def _millis(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+@contextlib.contextmanager
+def _invalidate_on_error(conn: Connection) -> Iterator[None]:
+    """A connection whose settings cannot be put back must not return to the pool."""
+    try:
+        yield
+    except Exception:
+        conn.invalidate()
+
+
+@contextlib.contextmanager
+def _errors(what: str, url: str, timeout: float) -> Iterator[None]:
+    """Database errors -> JobError with the driver's message, passwords masked."""
+    from sqlalchemy.exc import DBAPIError, ProgrammingError, SQLAlchemyError, StatementError
+
+    try:
+        yield
+    except DBAPIError as exc:
+        message = describe_error(what, exc, url)
+        refused = _READ_ONLY.search(message) is not None
+        if refused:
+            message += " (report and alert queries run read-only; a sql task may write)"
+        elif _CURSOR.search(message):
+            # PostgreSQL streams through DECLARE ... CURSOR FOR <query>, which
+            # only takes a query: an INSERT or DELETE fails as a syntax error.
+            message += " (report and alert queries must return rows; a sql task may write)"
+        elif _TIMED_OUT.search(message):
+            message += f" (stopped by the task's timeout of {timeout:g}s)"
+        # Syntax errors, unknown tables and writes in a report fail the same way
+        # on every attempt; a lost connection or a timeout may not.
+        retryable = not (refused or isinstance(exc, ProgrammingError))
+        raise JobError(message, retryable=retryable) from None
+    except StatementError as exc:  # e.g. a parameter the query names is not given
+        raise JobError(describe_error(what, exc, url), retryable=False) from None
+    except SQLAlchemyError as exc:
+        raise JobError(describe_error(what, exc, url)) from None
+
+
+def describe_error(what: str, exc: Exception, url: str) -> str:
+    """One readable line from a SQLAlchemy error: the driver's message, masked.
+
+    SQLAlchemy's own text repeats the SQL and the parameters and ends with a
+    link; the driver's message (``exc.orig``) is what says what went wrong.
+    """
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        detail = f"{type(orig).__name__}: {orig}"
+    else:
+        detail = str(exc).split("\n(Background on this error")[0]
+    detail = " ".join(line.strip() for line in detail.strip().splitlines() if line.strip())
+    text = f"{what} failed on {_host(url)}: {detail}"
+    return hide_password(text, url)
+
+
+def hide_password(text: str, url: str) -> str:
+    """Mask URL passwords and, in case a driver quoted it bare, the source's password itself."""
+    from sqlalchemy.engine import make_url
+
+    with contextlib.suppress(Exception):
+        password = make_url(url).password
+        if password:
+            text = text.replace(str(password), "***")
+    return mask_secrets(text)
+
+
+def _host(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return "the source"
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite {parsed.database or ':memory:'}"
+    where = parsed.host or "localhost"
+    if parsed.port:
+        where += f":{parsed.port}"
+    return f"{parsed.get_backend_name()} {where}/{parsed.database or ''}"

@@ -127,7 +127,7 @@ def stream_query(
             raise JobError("the query returned no result set (is it a SELECT?)", retryable=False)
         try:
             columns = list(map(str, result.keys()))
-            yield QueryStream(columns, _batches(result.partitions(), limit))
+            yield QueryStream(columns, _batches(result.partitions(batch_rows), limit))
         finally:
             result.close()
 

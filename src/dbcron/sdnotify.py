@@ -74,6 +74,9 @@ class Notifier:
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    # A reader that stopped reading must not stall the daemon's loop:
+                    # with its queue full a blocking send would wait forever.
+                    self._sock.setblocking(False)
                 self._sock.sendto(payload.encode("utf-8"), self.address)
             except OSError as exc:
                 if not self._warned:

@@ -1,0 +1,273 @@
+"""The daemon as a real process receiving real signals, on a temporary SQLite store."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Cli, write_task
+from daemon_proc import DaemonProcess, NotifySocket, wait_for
+from dbcron.store import Claim, Store, open_store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def daemon(state_dir: Path) -> Any:
+    started: list[DaemonProcess] = []
+
+    def make(**env: str) -> DaemonProcess:
+        proc = DaemonProcess(state_dir, **env)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.stop()
+
+
+def store_of(state_dir: Path) -> Store:
+    return open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+
+
+def runs_of(state_dir: Path, task: str) -> list[Any]:
+    s = store_of(state_dir)
+    try:
+        return list(reversed(s.runs.history(task=task, limit=10_000)))
+    finally:
+        s.close()
+
+
+def append_task(directory: Path, name: str, out: Path, **extra: Any) -> Path:
+    return write_task(directory, name, call="jobs:append", kwargs={"path": str(out)},
+                      schedule=extra.pop("schedule", {"every": "1s"}), **extra)
+
+
+def test_every_second_each_slot_once(run_cli: Cli, daemon: Any, tmp_path: Path,
+                                     state_dir: Path) -> None:
+    out = tmp_path / "out.txt"
+    run_cli("apply", str(append_task(tmp_path / "t", "tick", out)))
+    proc = daemon().start()
+    wait_for(lambda: len([r for r in runs_of(state_dir, "tick") if r.status == "succeeded"]) >= 4,
+             15, "4 successful runs")
+    assert proc.stop() == 0
+    runs = [r for r in runs_of(state_dir, "tick") if r.trigger == "schedule"]
+    slots = [r.scheduled_for for r in runs]
+    assert len(slots) == len(set(slots)), "a slot ran twice"
+    assert all(b - a == timedelta(seconds=1) for a, b in zip(slots, slots[1:], strict=False))
+    assert {r.status for r in runs} == {"succeeded"}
+    assert len(out.read_text().splitlines()) == len(runs_of(state_dir, "tick"))
+    assert "run tick succeeded" in proc.log()
+
+
+def test_apply_signals_reload_and_poll_sees_unsignalled_edits(
+    run_cli: Cli, daemon: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    proc = daemon(DBCRON_POLL_SECONDS="3").start()
+    out = tmp_path / "a.txt"
+    result = run_cli("apply", str(append_task(tmp_path / "t", "late", out)))
+    assert "told the daemon (pid" in result.stderr
+    wait_for(out.exists, 2.5, "the applied task to fire within 2 s")
+    # An edit the daemon is not told about (another host's CLI): the revision poll finds it.
+    s = store_of(state_dir)
+    s.tasks.upsert([{"name": "quiet", "kind": "call", "schedule": {"every": "1s"},
+                     "call": "jobs:append", "kwargs": {"path": str(tmp_path / "q.txt")}}],
+                   datetime.now(UTC))
+    s.close()
+    wait_for((tmp_path / "q.txt").exists, 5.5, "the unsignalled task within the poll interval")
+    assert run_cli("disable", "late").exit_code == 0
+    wait_for(lambda: "reloaded" in proc.log().split("disable")[-1], 3, "reload after disable")
+    count = len(out.read_text().splitlines())
+    import time
+
+    time.sleep(2.5)
+    assert len(out.read_text().splitlines()) <= count + 1  # at most one already in flight
+    assert proc.stop() == 0
+
+
+def test_sighup_burst_gives_at_most_two_reloads(run_cli: Cli, daemon: Any, tmp_path: Path) -> None:
+    run_cli("apply", str(append_task(tmp_path / "t", "x", tmp_path / "x.txt",
+                                     schedule={"cron": "0 0 1 1 *"})))
+    proc = daemon(DBCRON_POLL_SECONDS="60").start()
+    for _ in range(20):
+        proc.signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in proc.log(), 5, "a reload")
+    import time
+
+    time.sleep(1.5)
+    assert 1 <= proc.log().count("reloaded in") <= 2
+    assert proc.stop() == 0
+
+
+def test_sigterm_drains_a_running_run(run_cli: Cli, daemon: Any, tmp_path: Path,
+                                      state_dir: Path) -> None:
+    marker = tmp_path / "done"
+    write_task(tmp_path / "t", "slow", call="jobs:sleep", args=[2, str(marker)],
+               schedule={"every": "1h", "start": "2026-01-01T00:00:00+00:00"})
+    run_cli("apply", str(tmp_path / "t"))
+    s = store_of(state_dir)
+    s.daemons.request_run("slow", datetime.now(UTC))
+    s.close()
+    proc = daemon().start()
+    wait_for(lambda: "run slow started" in proc.log(), 10, "the run to start")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert marker.exists()
+    assert [r.status for r in runs_of(state_dir, "slow") if r.trigger == "manual"] == ["succeeded"]
+
+
+def test_drain_period_over_then_interrupted_and_second_signal_is_immediate(
+    run_cli: Cli, daemon: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    write_task(tmp_path / "t", "slow", call="jobs:sleep", args=[30, str(tmp_path / "m")],
+               schedule={"every": "1h", "start": "2026-01-01T00:00:00+00:00"})
+    run_cli("apply", str(tmp_path / "t"))
+    s = store_of(state_dir)
+    s.daemons.request_run("slow", datetime.now(UTC))
+    s.close()
+    proc = daemon(DBCRON_DRAIN_SECONDS="20").start()
+    wait_for(lambda: "run slow started" in proc.log(), 10, "the run to start")
+    proc.signal(signal.SIGTERM)
+    wait_for(lambda: "stopping" in proc.log(), 5, "stopping")
+    proc.signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+    manual = [r for r in runs_of(state_dir, "slow") if r.trigger == "manual"]
+    assert [(r.status, r.error) for r in manual] == [
+        ("interrupted", "interrupted: the daemon stopped before it ended")
+    ]
+    assert not (tmp_path / "m").exists()
+
+
+def test_kill_9_then_restart_interrupts_and_catches_up(
+    run_cli: Cli, daemon: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    write_task(tmp_path / "t", "slow", call="jobs:sleep", args=[60],
+               schedule={"every": "2s"}, policy={"catchup": "latest", "retries": 0})
+    run_cli("apply", str(tmp_path / "t"))
+    proc = daemon().start()
+    wait_for(lambda: "run slow started" in proc.log(), 10, "a run to start")
+    proc.signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = datetime.now(UTC)
+    import time
+
+    time.sleep(4.5)  # at least two slots pass while no daemon runs
+    again = daemon().start()
+    runs = wait_for(lambda: [r for r in runs_of(state_dir, "slow")
+                             if r.trigger == "catchup" and r.status != "missed"],
+                    10, "a catch-up run")
+    all_runs = runs_of(state_dir, "slow")
+    first = all_runs[0]
+    assert first.status == "interrupted"
+    assert "the daemon running it stopped or died" in (first.error or "")
+    missed = [r for r in all_runs if r.status == "missed"]
+    seen = [(r.scheduled_for.isoformat(), r.status, r.trigger) for r in all_runs]
+    assert missed and all(r.scheduled_for < runs[0].scheduled_for for r in missed), seen
+    assert len(runs) == 1 and runs[0].scheduled_for > killed_at
+    slots = [r.scheduled_for for r in all_runs]
+    assert len(slots) == len(set(slots))
+    assert again.stop() == 0
+
+
+def test_timeout_stops_the_function_and_the_next_slot_runs(
+    run_cli: Cli, daemon: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    marker = tmp_path / "woke"
+    write_task(tmp_path / "t", "sleepy", call="jobs:sleep", args=[5, str(marker)],
+               schedule={"every": "3s"}, policy={"timeout": "1s", "overlap": "skip"})
+    run_cli("apply", str(tmp_path / "t"))
+    proc = daemon().start()
+    runs = wait_for(
+        lambda: [r for r in runs_of(state_dir, "sleepy") if r.status == "timed_out"][1:], 15,
+        "two timed-out runs in a row",
+    )
+    assert runs[0].error == "timed out after 1s"
+    assert proc.stop() == 0
+    import time
+
+    time.sleep(5)
+    assert not marker.exists(), "the timed-out function kept running"
+
+
+def test_retries_then_failed(run_cli: Cli, daemon: Any, tmp_path: Path, state_dir: Path) -> None:
+    write_task(tmp_path / "t", "flaky", call="jobs:fail", args=["db is down"],
+               schedule={"every": "1h", "start": "2026-01-01T00:00:00+00:00"},
+               policy={"retries": 2})
+    run_cli("apply", str(tmp_path / "t"))
+    s = store_of(state_dir)
+    s.daemons.request_run("flaky", datetime.now(UTC))
+    s.close()
+    proc = daemon().start()
+    run = wait_for(lambda: [r for r in runs_of(state_dir, "flaky")
+                            if r.trigger == "manual" and r.status == "failed"], 15, "failed")[0]
+    assert (run.attempt, run.error) == (3, "RuntimeError: db is down")
+    assert proc.log().count("run flaky started") == 3
+    assert proc.stop() == 0
+
+
+def test_second_daemon_on_the_same_store_refuses(run_cli: Cli, daemon: Any,
+                                                 state_dir: Path) -> None:
+    first = daemon().start()
+    second = daemon().start(wait_ready=False)
+    assert second.wait(timeout=20) == 1
+    pid = first.proc.pid  # type: ignore[union-attr]
+    assert (f"Error: another scheduler-daemon (pid {pid}) is already running on state "
+            f"directory {state_dir}") in second.log()
+    assert first.stop() == 0
+
+
+def test_sd_notify_messages(run_cli: Cli, daemon: Any, tmp_path: Path) -> None:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    run_cli("apply", str(append_task(tmp_path / "t", "n", tmp_path / "n.txt",
+                                     schedule={"cron": "0 9 * * *"})))
+    proc = daemon(NOTIFY_SOCKET=str(sock.path), WATCHDOG_USEC="1000000").start()
+    import time
+
+    time.sleep(2.2)
+    proc.signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in proc.log(), 5, "reload")
+    assert proc.stop() == 0
+    messages = sock.drain()
+    sock.close()
+    kinds = Counter(line.split("=")[0] for m in messages for line in m.splitlines())
+    assert kinds["READY"] >= 2 and kinds["RELOADING"] == 1 and kinds["STOPPING"] == 1
+    assert any(m.startswith("STATUS=1 tasks; next n at ") for m in messages)
+    dogs = [t for t, m in sock.messages if m == "WATCHDOG=1"]
+    assert len(dogs) >= 4  # every 0.5 s for half of WATCHDOG_USEC
+    gaps = [b - a for a, b in zip(dogs, dogs[1:], strict=False)]
+    assert max(gaps) < 1.0
+    order = [m.split("=")[0] for m in messages if m.split("=")[0] in
+             ("READY", "RELOADING", "STOPPING")]
+    assert order[0] == "READY" and order[-1] == "STOPPING"
+    assert order.index("RELOADING") < len(order) - 2
+
+
+def test_run_command_through_the_daemon(run_cli: Cli, daemon: Any, tmp_path: Path) -> None:
+    out = tmp_path / "r.txt"
+    run_cli("apply", str(append_task(tmp_path / "t", "now", out, schedule={"cron": "0 9 1 1 *"})))
+    proc = daemon().start()
+    result = run_cli("run", "now")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("asking the daemon (pid ")
+    assert result.stdout.startswith("run ") and ": succeeded in " in result.stdout
+    status = run_cli("status", "--check")
+    assert (status.exit_code, status.stdout.split(",")[0]) == (
+        0, f"ok: daemon pid {proc.proc.pid} on {__import__('socket').gethostname()} alive"  # type: ignore[union-attr]
+    )
+    assert proc.stop() == 0
+    status = run_cli("status", "--check")
+    assert (status.exit_code, status.stdout) == (
+        1, "unhealthy: no scheduler-daemon is alive (no heartbeat in 15 s)\n"
+    )
+
+
+def test_lease_claim_helper_is_exact() -> None:
+    # A guard for the fixtures above: Claim carries what history shows.
+    claim = Claim("h", 1, None, None)
+    assert (claim.host, claim.pid, claim.daemon_id) == ("h", 1, None)

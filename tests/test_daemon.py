@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -60,7 +61,7 @@ def test_every_second_each_slot_once(run_cli: Cli, daemon: Any, tmp_path: Path,
     runs = [r for r in runs_of(state_dir, "tick") if r.trigger == "schedule"]
     slots = [r.scheduled_for for r in runs]
     assert len(slots) == len(set(slots)), "a slot ran twice"
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(slots, slots[1:], strict=False))
+    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(slots))
     assert {r.status for r in runs} == {"succeeded"}
     assert len(out.read_text().splitlines()) == len(runs_of(state_dir, "tick"))
     assert "run tick succeeded" in proc.log()
@@ -240,7 +241,7 @@ def test_sd_notify_messages(run_cli: Cli, daemon: Any, tmp_path: Path) -> None:
     assert any(m.startswith("STATUS=1 tasks; next n at ") for m in messages)
     dogs = [t for t, m in sock.messages if m == "WATCHDOG=1"]
     assert len(dogs) >= 4  # every 0.5 s for half of WATCHDOG_USEC
-    gaps = [b - a for a, b in zip(dogs, dogs[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(dogs)]
     assert max(gaps) < 1.0
     order = [m.split("=")[0] for m in messages if m.split("=")[0] in
              ("READY", "RELOADING", "STOPPING")]

@@ -233,3 +233,13 @@ def test_bad_setting_lists_valid_values(run_cli: Cli) -> None:
     assert (result.exit_code, result.stderr) == (
         1, "Error: DBCRON_LOG_FORMAT='xml' is not valid; use one of text, json\n"
     )
+
+
+def test_env_example_documents_every_setting() -> None:
+    from dataclasses import fields
+
+    from dbcron.settings import Settings, env_name
+
+    text = (Path(__file__).parent.parent / ".env.example").read_text()
+    names = [env_name(f.name) for f in fields(Settings) if f.name != "sources"]
+    assert [n for n in names if f"#{n}=" not in text] == []

@@ -272,3 +272,42 @@ def test_lease_claim_helper_is_exact() -> None:
     # A guard for the fixtures above: Claim carries what history shows.
     claim = Claim("h", 1, None, None)
     assert (claim.host, claim.pid, claim.daemon_id) == ("h", 1, None)
+
+
+def test_metrics_endpoint_after_a_few_runs(run_cli: Cli, daemon: Any, tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_cli("apply", str(append_task(tmp_path / "t", "m", tmp_path / "m.txt")))
+    write_task(tmp_path / "t", "bad", call="jobs:fail", schedule={"every": "1s"})
+    run_cli("apply", str(tmp_path / "t"))
+    proc = daemon(DBCRON_METRICS_ADDRESS=f"127.0.0.1:{port}").start()
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+        }
+
+    values = wait_for(
+        lambda: (v := scrape()).get(("dbcron_runs_total", (("status", "succeeded"),
+                                                            ("task", "m")))) and v, 15,
+        "a counted run",
+    )
+    values = wait_for(lambda: (v := scrape())[("dbcron_runs_total", (("status", "succeeded"),
+                                                                    ("task", "m")))] >= 3 and v,
+                      15, "three counted runs")
+    assert values[("dbcron_tasks_loaded", ())] == 2
+    assert values[("dbcron_daemon_up", ())] == 1
+    assert values[("dbcron_runs_total", (("status", "failed"), ("task", "bad")))] >= 1
+    assert values[("dbcron_last_success_timestamp_seconds", (("task", "m"),))] > 1.7e9
+    assert values[("dbcron_run_duration_seconds_count", (("task", "m"),))] >= 3
+    assert ("dbcron_last_success_timestamp_seconds", (("task", "bad"),)) not in values
+    assert proc.stop() == 0

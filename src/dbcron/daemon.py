@@ -157,6 +157,9 @@ class Daemon:
         threading.Thread(target=self._dispatch, name="dbcron-dispatch", daemon=True).start()
         self.scheduler.start()
         self._last_reload = now
+        if self.metrics is not None:
+            self.metrics.set_tasks_loaded(len(self.tasks))
+            self.metrics.reloaded(now)
         self._beat(now)
         self.notifier.ready()
         self.notifier.status(self._status_line())

@@ -1,0 +1,172 @@
+"""`test-email` and `test-source`: try the settings for real and say what is wrong.
+
+Each check does the real thing once (sends a mail, connects and runs
+``SELECT 1``) without retries, because the person at the terminal wants the
+answer now, and turns the failure into a sentence naming the setting to fix.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbcron.errors import DbcronError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from dbcron.settings import Settings
+
+# (what the error says, what to check): the first match adds its hint.
+_MAIL_HINTS = [
+    ("connection refused", "is an SMTP server listening there? (DBCRON_SMTP_HOST, _PORT)"),
+    ("cannot resolve", "check DBCRON_SMTP_HOST"),
+    ("no answer within", "a firewall, or the wrong port? (DBCRON_SMTP_PORT, _TIMEOUT)"),
+    ("login as", "check DBCRON_SMTP_USER and DBCRON_SMTP_PASSWORD"),
+    ("auth extension not supported", "the server offers no login: unset DBCRON_SMTP_USER"),
+    ("starttls extension not supported", "the server has no STARTTLS: DBCRON_SMTP_SECURITY"),
+    ("tls", "465 usually means ssl, 587 starttls (DBCRON_SMTP_SECURITY, _PORT)"),
+    ("ssl", "465 usually means ssl, 587 starttls (DBCRON_SMTP_SECURITY, _PORT)"),
+    ("connection closed", "465 usually means ssl, 587 starttls (DBCRON_SMTP_SECURITY, _PORT)"),
+    ("sender", "check DBCRON_SMTP_FROM: the server does not accept it as sender"),
+]
+_SOURCE_HINTS = [
+    ("connection refused", "is the database server running and listening there?"),
+    ("can't connect", "is the database server running and listening there?"),
+    ("password authentication failed", "check the user and password of the URL"),
+    ("access denied", "check the user and password of the URL"),
+    ("does not exist", "check the database name at the end of the URL"),
+    ("unknown database", "check the database name at the end of the URL"),
+    ("could not translate host name", "check the host name of the URL"),
+    ("name or service not known", "check the host name of the URL"),
+    ("timeout", "a firewall, or the wrong host or port?"),
+]
+
+
+class CheckFailed(DbcronError):
+    """A check found a problem; the message says what to change."""
+
+
+def check_email(settings: Settings, address: str, now: datetime) -> str:
+    """Send one test mail to ``address`` with the current settings; say how it went."""
+    from dbcron.jobs.delivery import mailer_for
+    from dbcron.jobs.mail import MailError, OutboxMailer, build_message, make_message_id
+    from dbcron.jobs.mail import parse_address as parse
+
+    host = socket.gethostname()
+    where = _smtp_description(settings)
+    try:
+        domain = parse(settings.smtp_from).domain
+        msg = build_message(
+            sender=settings.smtp_from,
+            to=[address],
+            cc=[],
+            subject=f"dbcron test mail from {host}",
+            text=(
+                f"This is a test mail from dbcron on {host}, sent {now.isoformat()}\n"
+                f"through {where}.\n\nIf you can read it, report mails will arrive too.\n"
+            ),
+            html=None,
+            attachments=[],
+            message_id=make_message_id("test-email", now, domain),
+            date=now,
+        )
+    except ValueError as exc:
+        raise CheckFailed(str(exc)) from None
+    mailer = mailer_for(settings)
+    try:
+        mailer.send(msg)
+    except MailError as exc:
+        message = f"test mail to {address} not sent: {exc}"
+        raise CheckFailed(_with_hint(message, _MAIL_HINTS)) from None
+    if isinstance(mailer, OutboxMailer):
+        return (
+            f"no SMTP host is set (DBCRON_SMTP_HOST), so mail goes to the outbox: "
+            f"the test mail to {address} is in {mailer.path_for(msg)}"
+        )
+    return f"test mail sent to {address} through {where}"
+
+
+def _smtp_description(settings: Settings) -> str:
+    if not settings.smtp_host:
+        return f"the outbox {settings.outbox_dir}"
+    login = f", as {settings.smtp_user}" if settings.smtp_user else ""
+    return f"{settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}{login})"
+
+
+def check_source(target: str | Mapping[str, Any], settings: Settings) -> str:
+    """Connect to a source URL (or a task's source), run ``SELECT 1``, name the server.
+
+    ``settings`` is taken so the check runs where the settings (and the .env
+    with the source's ``${VAR}``) have been loaded.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dbcron.jobs import JobError
+    from dbcron.jobs.query import describe_error, expand_source, hide_password
+
+    if isinstance(target, Mapping):
+        if not target.get("source"):
+            raise CheckFailed(f"{target['name']} is a {target['kind']} task: it has no source")
+        template = str(target["source"])
+    else:
+        template = target
+    try:
+        url = expand_source(template)
+        _refuse_new_sqlite_file(url)
+        engine = create_engine(url)
+    except JobError as exc:
+        raise CheckFailed(str(exc)) from None
+    except CheckFailed:
+        raise
+    except Exception as exc:  # a bad URL or a driver that is not installed
+        raise CheckFailed(hide_password(f"cannot use the source {url}: {exc}", url)) from None
+    shown = hide_password(engine.url.render_as_string(hide_password=True), url)
+    started = time.monotonic()
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1").scalar()
+            server = _server(conn)
+    except SQLAlchemyError as exc:
+        message = describe_error("connecting", exc, url)
+        raise CheckFailed(_with_hint(message, _SOURCE_HINTS)) from None
+    finally:
+        engine.dispose()
+    took = (time.monotonic() - started) * 1000
+    return f"{shown}: connected to {server}, SELECT 1 in {took:.0f} ms"
+
+
+def _refuse_new_sqlite_file(url: str) -> None:
+    # Connecting to a missing SQLite file would create an empty database and
+    # report success: the typo the check exists to catch.
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ":memory:"
+    if parsed.get_backend_name() != "sqlite" or database.startswith((":memory:", "file:")):
+        return
+    if not Path(database).is_file():
+        raise CheckFailed(f"no SQLite database at {Path(database).resolve()}")
+
+
+def _server(conn: Connection) -> str:
+    dialect = conn.dialect
+    names = {"postgresql": "PostgreSQL", "sqlite": "SQLite", "mysql": "MySQL"}
+    name = names.get(dialect.name, dialect.name)
+    if getattr(dialect, "is_mariadb", False):
+        name = "MariaDB"
+    version = ".".join(str(p) for p in (dialect.server_version_info or ()) if isinstance(p, int))
+    return f"{name} {version}".strip()
+
+
+def _with_hint(message: str, hints: list[tuple[str, str]]) -> str:
+    lowered = message.lower()
+    for needle, hint in hints:
+        if needle in lowered:
+            return f"{message}; {hint}"
+    return message

@@ -1,0 +1,47 @@
+"""Commands that check the setup or tidy up: test-email, test-source, prune."""
+
+from __future__ import annotations
+
+import click
+
+from dbcron.cli.app import App, pass_app
+
+
+@click.command(name="test-email")
+@click.argument("address")
+@pass_app
+def test_email(app: App, address: str) -> None:
+    """Send a test mail with the current settings and say what is wrong, if anything."""
+    from dbcron.checks import check_email
+
+    click.echo(check_email(app.settings, address, app.now()))
+
+
+@click.command(name="test-source")
+@click.argument("target", metavar="NAME|URL")
+@pass_app
+def test_source(app: App, target: str) -> None:
+    """Connect to a task's source (or a URL), run SELECT 1 and name the server."""
+    from dbcron.checks import check_source
+
+    if "://" in target or "${" in target:
+        click.echo(check_source(target, app.settings))
+        return
+    from dbcron.errors import TaskNotFound
+
+    row = app.store.tasks.get(target)
+    if row is None:
+        raise TaskNotFound(target, app.store.tasks.names())
+    click.echo(check_source(row.data, app.settings))
+
+
+@click.command()
+@pass_app
+def prune(app: App) -> None:
+    """Delete run history and exported files past their keep days; say what went."""
+    from dbcron.housekeeping import prune as prune_now
+
+    click.echo(prune_now(app.store, app.settings, app.now()).describe())
+
+
+COMMANDS = [test_email, test_source, prune]

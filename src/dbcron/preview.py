@@ -1,0 +1,102 @@
+"""`manage-tasks run NAME --dry-run`: build exactly what a slot would send, send nothing.
+
+The files and the mail (as an ``.eml``) go to ``--out`` (or a fresh temporary
+directory); with ``--to`` the mail goes, marked "[dry run]", to those
+addresses only. No run is recorded and a ``sql`` task's changes are rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbcron.errors import DbcronError, TaskNotFound
+
+if TYPE_CHECKING:
+    from dbcron.jobs import JobResult
+    from dbcron.settings import Settings
+    from dbcron.store import Store
+
+
+class NoSlot(DbcronError):
+    """The schedule has no fire time on the date asked for."""
+
+
+def slot_for(
+    task_data: Mapping[str, Any], default_tz: str, as_of: date | None, now: datetime
+) -> datetime:
+    """The slot a preview is for: the first fire time on ``as_of`` in the task's zone, or now.
+
+    A report's templates say ``yesterday`` relative to its slot, so previewing
+    "the mail of 2 March" means running as the 2 March slot would.
+    """
+    from dbcron.schedule import ScheduleSpec, describe, next_fire
+
+    spec = ScheduleSpec.from_dict(task_data["schedule"], default_tz)
+    if as_of is None:
+        return now.astimezone(spec.tz)
+    midnight = datetime.combine(as_of, time(), spec.tz).astimezone(UTC)
+    fire = next_fire(spec, midnight - timedelta(microseconds=1))
+    if fire is None or fire.astimezone(spec.tz).date() != as_of:
+        raise NoSlot(
+            f"{task_data['name']} has no run on {as_of:%Y-%m-%d (%A)} ({describe(spec)}); "
+            "pick a date it runs on, or leave out --as-of to preview as of now"
+        )
+    return fire.astimezone(spec.tz)
+
+
+def dry_run_task(
+    task_data: Mapping[str, Any],
+    settings: Settings,
+    slot: datetime,
+    out_dir: Path | None,
+    to: Sequence[str],
+    timeout: float,
+) -> JobResult:
+    """Run the task for ``slot`` as a dry run; a ``call`` task is described, not called."""
+    from dbcron.jobs import JobRequest, JobResult, execute
+
+    if task_data["kind"] == "call":
+        # Its function may do anything: there is no way to call it without effect.
+        return JobResult("succeeded", summary=f"dry run: would call {task_data['call']}")
+    request = JobRequest(
+        task=dict(task_data),
+        slot=slot,
+        settings=settings,
+        timeout=timeout,
+        trigger="dry-run",
+        dry_run=True,
+        out_dir=out_dir,
+        to=tuple(to),
+    )
+    return execute(request)
+
+
+def dry_run(
+    store: Store,
+    settings: Settings,
+    name: str,
+    as_of: str | None,
+    out_dir: str | None,
+    to: Sequence[str],
+    now: datetime,
+) -> JobResult:
+    """The service behind ``run NAME --dry-run``: look the task up, find its slot, dry-run it."""
+    from dbcron.durations import parse_duration
+
+    row = store.tasks.get(name)
+    if row is None:
+        raise TaskNotFound(name, store.tasks.names())
+    day = _parse_date(as_of) if as_of else None
+    slot = slot_for(row.data, settings.timezone, day, now)
+    timeout = parse_duration(row.data.get("policy", {}).get("timeout", "15m")).total_seconds()
+    return dry_run_task(row.data, settings, slot, Path(out_dir) if out_dir else None, to, timeout)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise DbcronError(f"--as-of {text!r} is not a date; write it as YYYY-MM-DD") from None

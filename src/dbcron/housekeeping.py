@@ -27,6 +27,9 @@ class PruneReport:
     output_before: datetime | None
     output_dir: Path
 
+    def __str__(self) -> str:
+        return self.describe()
+
     def describe(self) -> str:
         """One line for the CLI and the daemon's log: what went, and the cut-off."""
         parts = []

@@ -173,10 +173,10 @@ def test_prune_removes_old_runs_and_files(store: Store, tmp_path: Path) -> None:
     claim = Claim(host="h", pid=1, daemon_id=None, lease_until=None)
     for days, status in ((100, "succeeded"), (95, "failed"), (30, "succeeded")):
         when = NOW - timedelta(days=days)
-        run_id = store.runs.claim("daily", when, "schedule", claim, when)
+        run_id = store.runs.claim("daily", when, "schedule", claim)
         assert run_id is not None
         store.runs.finish(run_id, status, when + timedelta(minutes=1))
-    running = store.runs.claim("daily", NOW - timedelta(days=200), "schedule", claim, NOW)
+    running = store.runs.claim("daily", NOW - timedelta(days=200), "schedule", claim)
 
     out = tmp_path / "output" / "daily"
     out.mkdir(parents=True)

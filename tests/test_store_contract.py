@@ -50,11 +50,11 @@ def test_enable_disable_delete(store: Store) -> None:
 
 
 def test_a_slot_is_claimed_once(store: Store) -> None:
-    first = store.runs.claim("a", NOW, "schedule", CLAIM, NOW)
+    first = store.runs.claim("a", NOW, "schedule", CLAIM)
     assert first is not None
-    assert store.runs.claim("a", NOW, "schedule", CLAIM, NOW) is None
+    assert store.runs.claim("a", NOW, "schedule", CLAIM) is None
     assert store.runs.record("a", NOW, "schedule", "missed", NOW, CLAIM) is None
-    assert store.runs.claim("b", NOW, "schedule", CLAIM, NOW) is not None
+    assert store.runs.claim("b", NOW, "schedule", CLAIM) is not None
     store.runs.finish(first, "succeeded", NOW + timedelta(seconds=3), rows=7,
                       artifacts=["/x.xlsx"], result={"ok": True})
     run = store.runs.get(first)
@@ -65,7 +65,7 @@ def test_a_slot_is_claimed_once(store: Store) -> None:
 
 
 def test_expired_leases_become_interrupted(store: Store) -> None:
-    run_id = store.runs.claim("a", NOW, "schedule", CLAIM, NOW)
+    run_id = store.runs.claim("a", NOW, "schedule", CLAIM)
     assert store.runs.interrupt_expired(NOW, "gone") == []
     later = NOW + timedelta(minutes=2)
     stale = store.runs.interrupt_expired(later, "daemon gone")
@@ -77,7 +77,7 @@ def test_expired_leases_become_interrupted(store: Store) -> None:
 def test_history_latest_counts_and_prune(store: Store) -> None:
     for minutes, status in ((0, "succeeded"), (1, "failed"), (2, "missed")):
         slot = NOW + timedelta(minutes=minutes)
-        run_id = store.runs.claim("a", slot, "schedule", CLAIM, slot)
+        run_id = store.runs.claim("a", slot, "schedule", CLAIM)
         store.runs.finish(run_id, status, slot)  # type: ignore[arg-type]
     assert [r.status for r in store.runs.history("a")] == ["missed", "failed", "succeeded"]
     assert [r.status for r in store.runs.history(status="failed")] == ["failed"]
@@ -132,7 +132,7 @@ def test_sqlite_concurrent_writers_never_see_locked(tmp_path: Path) -> None:
         "for i in range(300):\n"
         "    s.tasks.upsert([{'name': f'{sys.argv[2]}{i % 7}', 'kind': 'call',"
         " 'schedule': {'every': f'{i + 1}m'}, 'call': 'm:f'}], t0)\n"
-        "    s.runs.claim(sys.argv[2], t0 + timedelta(minutes=i), 'schedule', c, t0)\n"
+        "    s.runs.claim(sys.argv[2], t0 + timedelta(minutes=i), 'schedule', c)\n"
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", script, url, who], stderr=subprocess.PIPE)

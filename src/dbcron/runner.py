@@ -121,7 +121,7 @@ class Runner:
         if busy and trigger != "manual" and policy.overlap == "skip":
             self.record(task, slot, trigger, "skipped", now, "the previous run was still running")
             return None
-        run_id = self.store.runs.claim(task.name, slot, trigger, self._claim(now), now)
+        run_id = self.store.runs.claim(task.name, slot, trigger, self._claim(now))
         if run_id is None:
             log.debug("%s: slot %s was claimed already", task.name, slot.isoformat())
             return None

@@ -81,7 +81,7 @@ class RunRepo:
         self.db = db
 
     def claim(
-        self, task: str, slot: datetime, trigger: str, claim: Claim, now: datetime
+        self, task: str, slot: datetime, trigger: str, claim: Claim
     ) -> int | None:
         """Insert the slot's run row as running; None when the slot was claimed already."""
         values = {
@@ -90,17 +90,13 @@ class RunRepo:
             "trigger": trigger,
             "status": "running",
             "attempt": 1,
-            "started_at": now,
+            # started_at is set when a worker takes the attempt (a queued slot waits).
             "host": claim.host,
             "pid": claim.pid,
             "daemon_id": claim.daemon_id,
             "lease_until": claim.lease_until,
         }
-        try:
-            with self.db.write() as conn:
-                return _new_id(conn.execute(insert(runs).values(values)))
-        except IntegrityError:
-            return None
+        return self._insert_slot(values)
 
     def record(
         self, task: str, slot: datetime, trigger: str, status: str, now: datetime,
@@ -119,6 +115,10 @@ class RunRepo:
             "pid": claim.pid,
             "daemon_id": claim.daemon_id,
         }
+        return self._insert_slot(values)
+
+    def _insert_slot(self, values: dict[str, Any]) -> int | None:
+        """The unique (task, slot) key makes this the claim: None when the slot is taken."""
         try:
             with self.db.write() as conn:
                 return _new_id(conn.execute(insert(runs).values(values)))

@@ -55,7 +55,7 @@ def validate(paths: tuple[str, ...]) -> None:
 
 
 _PROMPTS: list[tuple[str, str, set[str]]] = [
-    # (flag, question, kinds that need it)
+    # (flag, question, kinds it applies to; empty: every kind, never required)
     ("name", "Task name (a-z, 0-9, - and _)", {"report", "sql", "alert", "call"}),
     ("description", "Description", set()),
     ("source", "Database URL or ${VAR} reference", {"report", "sql", "alert"}),
@@ -63,7 +63,7 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
     ("statement", "SQL statement", {"sql"}),
     ("condition", "Condition ('rows' or 'column op value')", {"alert"}),
     ("call", "Function (package.module:function)", {"call"}),
-    ("to", "Mail to (comma-separated; empty for none)", {"alert"}),
+    ("to", "Mail to (comma-separated; empty for none)", {"report", "alert"}),
 ]
 
 
@@ -127,6 +127,8 @@ def _gather(flags: dict[str, Any], interactive: bool) -> dict[str, Any]:
     kind = ask("kind", "Kind", True)
     data: dict[str, Any] = {"kind": kind}
     for key, question, kinds in _PROMPTS:
+        if kinds and kind not in kinds and flags.get(key) in (None, ()):
+            continue  # not a field of this kind: neither asked nor required
         value = ask(key, question, kind in kinds and key != "to")
         if value in (None, "", ()):
             continue

@@ -290,8 +290,10 @@ def test_cli_commands(
     result = runner.invoke(cli, ["test-source", "daily-salse"])
     assert result.exit_code == 1
     assert result.output == (
-        "Error: no task named 'daily-salse'; 'manage-tasks list' shows them\n"
+        f"Error: no store at {tmp_path}/store.db: set DBCRON_STATE_DIR (or --state-dir) "
+        "to where the daemon keeps it, or create one with 'manage-tasks apply'\n"
     )
+    assert not (tmp_path / "store.db").exists()
 
     result = runner.invoke(cli, ["test-email", "me@example.com"])
     assert result.exit_code == 0, result.output

@@ -243,3 +243,13 @@ def test_env_example_documents_every_setting() -> None:
     text = (Path(__file__).parent.parent / ".env.example").read_text()
     names = [env_name(f.name) for f in fields(Settings) if f.name != "sources"]
     assert [n for n in names if f"#{n}=" not in text] == []
+
+
+def test_read_commands_never_create_a_store(run_cli: Cli, state_dir: Path) -> None:
+    for args in (["list"], ["status"], ["history"], ["show", "x"]):
+        result = run_cli(*args)
+        assert (result.exit_code, result.stderr) == (
+            1, f"Error: no store at {state_dir}/dbcron.db: set DBCRON_STATE_DIR (or --state-dir) "
+            "to where the daemon keeps it, or create one with 'manage-tasks apply'\n"
+        )
+    assert not state_dir.exists()

@@ -64,6 +64,19 @@ def test_a_slot_is_claimed_once(store: Store) -> None:
     assert run.scheduled_for == NOW and run.scheduled_for.tzinfo is not None
 
 
+def test_claim_many_takes_only_free_slots(store: Store) -> None:
+    taken = store.runs.claim("a", NOW, "schedule", CLAIM)
+    later = NOW + timedelta(minutes=1)
+    kolkata = NOW.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Kolkata"))
+    got = store.runs.claim_many(
+        [("a", kolkata, "schedule"), ("a", later, "schedule"), ("b", NOW, "catchup")], CLAIM
+    )
+    assert set(got) == {("a", later), ("b", NOW)}
+    assert taken not in got.values() and len(set(got.values())) == 2
+    assert store.runs.get(got[("b", NOW)]).trigger == "catchup"  # type: ignore[union-attr]
+    assert store.runs.claim_many([], CLAIM) == {}
+
+
 def test_expired_leases_become_interrupted(store: Store) -> None:
     run_id = store.runs.claim("a", NOW, "schedule", CLAIM)
     assert store.runs.interrupt_expired(NOW, "gone") == []

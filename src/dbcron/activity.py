@@ -43,10 +43,14 @@ def run_now(
     request_id = store.daemons.request_run(name, now)
     run_id = _wait_taken(store, request_id)
     limit = _longest(task)
+    told = None
     while True:
         run = store.runs.get(run_id)
         if run is not None and run.status in FINAL:
             return run
+        if run is not None and run.error and run.error != told:
+            told = run.error
+            progress(run.error)
         if time.monotonic() > limit:
             raise DbcronError(f"run {run_id} of {name} has not finished in time; "
                               f"see 'manage-tasks history {name}'")

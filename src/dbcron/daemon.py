@@ -101,6 +101,7 @@ class Daemon:
         self._due: queue.Queue[tuple[str, list[datetime] | None] | None] = queue.Queue()
         self._locks: list[int] = []
         self._last_reload: datetime | None = None
+        self._last_status = ""
         self.store: Store
         self.runner: Runner
         self.pool: WorkerPool
@@ -132,6 +133,13 @@ class Daemon:
             db_path = Path(settings.store.removeprefix("sqlite:///"))
             self._locks.append(_lock(db_path.with_name(db_path.name + ".lock"),
                                      f"store {db_path}"))
+        if self.metrics is not None and settings.metrics_address:
+            # After the locks: a second daemon says who holds the store, not "port in use".
+            try:
+                self.metrics.start_server(settings.metrics_address)
+            except (ValueError, OSError) as exc:
+                raise DaemonError(f"DBCRON_METRICS_ADDRESS={settings.metrics_address}: {exc}"
+                                  ) from None
         self.store = open_store(settings.store)
         now = self.clock()
         self.store.daemons.register(DaemonRow(
@@ -162,9 +170,10 @@ class Daemon:
             self.metrics.reloaded(now)
         self._beat(now)
         self.notifier.ready()
-        self.notifier.status(self._status_line())
-        log.info("scheduler-daemon ready: %d tasks loaded, store %s, pid %d",
-                 len(self.tasks), _masked(settings.store), os.getpid())
+        self._status()
+        log.info("scheduler-daemon ready: %d tasks loaded, store %s, pid %d%s",
+                 len(self.tasks), _masked(settings.store), os.getpid(),
+                 f", metrics on {settings.metrics_address}" if self.metrics else "")
 
     def _recover(self, now: datetime) -> list[Any]:
         """Runs left `running` by a daemon that is gone become interrupted."""
@@ -258,7 +267,7 @@ class Daemon:
             self.metrics.reloaded(now)
             self.metrics.set_tasks_loaded(len(self.tasks))
         self.notifier.ready()
-        self.notifier.status(self._status_line())
+        self._status()
         log.info("reloaded in %.0f ms: %d added or changed, %d removed, %d tasks loaded",
                  (time.monotonic() - started) * 1000, len(rows), len(gone), len(self.tasks))
 
@@ -273,19 +282,27 @@ class Daemon:
         self._due.put((name, slots))
 
     def _dispatch(self) -> None:
+        """Claim what is due in batches: everything queued since the last pass at once."""
         while True:
-            item = self._due.get()
-            if item is None:
-                return
-            name, slots = item
-            loaded = self.tasks.get(name)
-            if loaded is None or self.stopping:
-                continue
-            for slot in slots or ():
+            items = [self._due.get()]
+            while len(items) < 5000:
                 try:
-                    self.runner.submit(loaded.task, slot, "schedule", self.clock())
-                except Exception:  # the store down must not kill the dispatcher
-                    log.exception("could not start %s for slot %s", name, slot.isoformat())
+                    items.append(self._due.get_nowait())
+                except queue.Empty:
+                    break
+            if None in items or self.stopping:
+                return
+            due = [
+                (self.tasks[name].task, slot, "schedule")
+                for name, slots in (i for i in items if i is not None)
+                if name in self.tasks
+                for slot in slots or ()
+            ]
+            try:
+                self.runner.submit_many(due, self.clock())
+            except Exception:  # the store down must not kill the dispatcher
+                log.exception("could not start %d due slot(s); they are retried by catch-up "
+                              "at the next start", len(due))
 
     def _take_requests(self, now: datetime) -> None:
         for request in self.store.daemons.take_requests(self.identity.daemon_id or ""):
@@ -342,7 +359,14 @@ class Daemon:
                 now, "interrupted: the daemon running it stopped renewing its lease"
             )
             self._resume(stale, now)
-        self.notifier.status(self._status_line())
+        self._status()
+
+    def _status(self) -> None:
+        """STATUS= for `systemctl status`, sent only when the line changed."""
+        line = self._status_line()
+        if line != self._last_status:
+            self._last_status = line
+            self.notifier.status(line)
 
     def _housekeeping(self, now: datetime) -> None:
         def work() -> None:

@@ -32,12 +32,6 @@ def main(store: str | None, state_dir: str | None, metrics_address: str | None) 
         from dbcron.metrics import Metrics
 
         metrics = Metrics()
-        try:
-            metrics.start_server(settings.metrics_address)
-        except (ValueError, OSError) as exc:
-            raise click.ClickException(
-                f"DBCRON_METRICS_ADDRESS={settings.metrics_address}: {exc}"
-            ) from None
     daemon = Daemon(settings, dict(os.environ), metrics=metrics)
     try:
         daemon.run()

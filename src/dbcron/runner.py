@@ -104,39 +104,77 @@ class Runner:
 
     def submit(self, task: Task, slot: datetime, trigger: str, now: datetime) -> int | None:
         """Decide what a due slot becomes; returns the run id when it was claimed to run."""
+        return self.submit_many([(task, slot, trigger)], now)[0]
+
+    def submit_many(self, due: list[tuple[Task, datetime, str]], now: datetime) -> list[int | None]:
+        """Decide what each due slot becomes, claiming those to run in one statement.
+
+        A task's second slot in the same batch goes through on its own afterwards,
+        so its overlap policy sees the first one running.
+        """
+        results: list[int | None] = [None] * len(due)
         if not self._accepting:
-            return None
+            return results
+        batch: list[tuple[int, Task, datetime, str]] = []
+        later: list[int] = []
+        seen: set[str] = set()
+        for i, (task, slot, trigger) in enumerate(due):
+            if task.name in seen:
+                later.append(i)
+            elif self._admit(task, slot, trigger, now):
+                seen.add(task.name)
+                batch.append((i, task, slot, trigger))
+        claimed = self.store.runs.claim_many(
+            [(task.name, slot, trigger) for _, task, slot, trigger in batch], self._claim(now)
+        )
+        for i, task, slot, trigger in batch:
+            run_id = claimed.get((task.name, slot))
+            if run_id is None:
+                log.debug("%s: slot %s was claimed already", task.name, slot.isoformat())
+                continue
+            results[i] = run_id
+            self._begin(_Attempt(task, run_id, slot, trigger), now)
+        for i in later:
+            results[i] = self.submit(*due[i], now)
+        return results
+
+    def _admit(self, task: Task, slot: datetime, trigger: str, now: datetime) -> bool:
+        """Grace, max_runs and overlap: False when the slot is recorded as not run."""
         policy = task.policy
-        if trigger != "manual":
-            if too_late(slot, now, policy.grace):
-                why = f"started {_ago(now - slot)} late, past its grace of {_ago(policy.grace)}"
-                self.record(task, slot, trigger, "missed", now, why)
-                return None
-            limit = task.schedule.max_runs
-            if limit is not None and self.store.runs.successes(task.name) >= limit:
-                log.info("%s: max_runs %d reached; slot %s not run", task.name, limit, slot)
-                return None
+        if trigger == "manual":
+            return True  # asked for by a person: no grace, no overlap rule
+        if too_late(slot, now, policy.grace):
+            why = f"started {_ago(now - slot)} late, past its grace of {_ago(policy.grace)}"
+            self.record(task, slot, trigger, "missed", now, why)
+            return False
+        limit = task.schedule.max_runs
+        if limit is not None and self.store.runs.successes(task.name) >= limit:
+            log.info("%s: max_runs %d reached; slot %s not run", task.name, limit, slot)
+            return False
+        if policy.overlap == "skip" and self._busy(task.name):
+            self.record(task, slot, trigger, "skipped", now, "the previous run was still running")
+            return False
+        return True
+
+    def _busy(self, name: str) -> bool:
+        with self._lock:
+            return self._active[name] > 0 or bool(self._waiting[name])
+
+    def _begin(self, attempt: _Attempt, now: datetime) -> None:
+        """A claimed slot: wait behind the running one (overlap: queue), or start."""
+        task = attempt.task
         with self._lock:
             busy = self._active[task.name] > 0 or bool(self._waiting[task.name])
-        if busy and trigger != "manual" and policy.overlap == "skip":
-            self.record(task, slot, trigger, "skipped", now, "the previous run was still running")
-            return None
-        run_id = self.store.runs.claim(task.name, slot, trigger, self._claim(now))
-        if run_id is None:
-            log.debug("%s: slot %s was claimed already", task.name, slot.isoformat())
-            return None
-        attempt = _Attempt(task, run_id, slot, trigger)
-        with self._lock:
-            if busy and trigger != "manual" and policy.overlap == "queue":
+            if busy and attempt.trigger != "manual" and task.policy.overlap == "queue":
                 self._waiting[task.name].append(attempt)
-                return run_id
+                return
             self._active[task.name] += 1
-        delay = jitter_for(task.name, slot, task.schedule.jitter) if trigger == "schedule" else None
+        jittered = attempt.trigger == "schedule" and task.schedule.jitter
+        delay = jitter_for(task.name, attempt.slot, task.schedule.jitter) if jittered else None
         if delay:
             self._delay(attempt, now + delay)
         else:
             self._start(attempt)
-        return run_id
 
     def resume(self, task: Task, run_id: int, slot: datetime, trigger: str, attempt: int) -> None:
         """Retry an interrupted run's slot (after a crash) as its next attempt."""
@@ -225,9 +263,10 @@ class Runner:
             return
         if result.retryable and attempt.number <= task.policy.retries and self._accepting:
             wait = backoff(attempt.number, self.settings.retry_backoff_seconds)
-            log.warning("run %s attempt %d failed: %s; retrying in %ss", task.name,
-                        attempt.number, result.error, int(wait),
+            why = f"attempt {attempt.number} failed: {mask_secrets(result.error or '')}"
+            log.warning("run %s %s; retrying in %ss", task.name, why, int(wait),
                         extra={"task": task.name, "slot": attempt.slot.isoformat()})
+            self.store.runs.note(attempt.run_id, f"{why}; retrying in {int(wait)}s")
             attempt.number += 1
             self._delay(attempt, self.clock() + timedelta(seconds=wait))
             return

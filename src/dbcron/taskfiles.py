@@ -57,6 +57,19 @@ def read_documents(files: Iterable[Path]) -> list[tuple[str, Any]]:
     return items
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line text (queries) as `|` blocks, as people write them in task files."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def dump_yaml(data: Any) -> str:
     """Task data as a person would write it: block style, keys in model order."""
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False)

@@ -34,10 +34,19 @@ class App:
 
     @property
     def store(self) -> Store:
+        """The store, created if missing: for commands that write to it."""
+        return self._open(create=True)
+
+    @property
+    def existing_store(self) -> Store:
+        """The store, which must exist: for commands that only read it."""
+        return self._open(create=False)
+
+    def _open(self, create: bool) -> Store:
         if self._store is None:
             from dbcron.store import open_store
 
-            self._store = open_store(self.settings.store)
+            self._store = open_store(self.settings.store, create=create)
         return self._store
 
     def now(self) -> datetime:

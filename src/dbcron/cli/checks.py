@@ -29,9 +29,9 @@ def test_source(app: App, target: str) -> None:
         return
     from dbcron.errors import TaskNotFound
 
-    row = app.store.tasks.get(target)
+    row = app.existing_store.tasks.get(target)
     if row is None:
-        raise TaskNotFound(target, app.store.tasks.names())
+        raise TaskNotFound(target, app.existing_store.tasks.names())
     click.echo(check_source(row.data, app.settings))
 
 

@@ -169,7 +169,7 @@ def edit(app: App, name: str) -> None:
     from dbcron import catalog
     from dbcron.taskfiles import dump_yaml
 
-    original = dump_yaml(catalog.get(app.store, name).data)
+    original = dump_yaml(catalog.get(app.existing_store, name).data)
     edited = click.edit(original, extension=".yaml")
     if edited is None or edited == original:
         click.echo("no change")
@@ -180,7 +180,7 @@ def edit(app: App, name: str) -> None:
         raise click.ClickException(
             f"edited task '{name}': invalid YAML, nothing saved: {exc}"
         ) from None
-    result = catalog.replace(app.store, name, data, app.now())
+    result = catalog.replace(app.existing_store, name, data, app.now())
     if result.changed:
         click.echo(f"updated {name}")
         app.changed()
@@ -197,7 +197,7 @@ def _toggle(enabled: bool) -> click.Command:
     def command(app: App, name: str) -> None:
         from dbcron import catalog
 
-        if catalog.set_enabled(app.store, name, enabled, app.now()):
+        if catalog.set_enabled(app.existing_store, name, enabled, app.now()):
             click.echo(f"{verb}d {name}")
             app.changed()
         else:
@@ -214,9 +214,9 @@ def delete(app: App, name: str, yes: bool) -> None:
     """Delete a task (its run history stays)."""
     from dbcron import catalog
 
-    catalog.get(app.store, name)
+    catalog.get(app.existing_store, name)
     confirm_or_yes(f"Delete task {name}?", yes)
-    catalog.delete(app.store, name)
+    catalog.delete(app.existing_store, name)
     click.echo(f"deleted {name}")
     app.changed()
 

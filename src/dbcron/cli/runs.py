@@ -27,7 +27,7 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
     if dry_run:
         from dbcron.preview import dry_run as preview
 
-        result = preview(app.store, app.settings, name, as_of, out_dir, to, app.now())
+        result = preview(app.existing_store, app.settings, name, as_of, out_dir, to, app.now())
         if as_json:
             print_json(result.__dict__)
         else:
@@ -39,15 +39,17 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
         return
     from dbcron.activity import run_now
 
-    outcome = run_now(app.store, app.settings, name, app.now, local,
+    outcome = run_now(app.existing_store, app.settings, name, app.now, local,
                       lambda line: click.echo(line, err=True))
     if as_json:
         print_json(outcome.to_json())
     else:
         took = (outcome.finished_at - outcome.started_at).total_seconds() if (
             outcome.finished_at and outcome.started_at) else 0.0
-        rows = f", {outcome.rows} rows" if outcome.rows is not None else ""
-        click.echo(f"run {outcome.id} of {name}: {outcome.status} in {took:.1f}s{rows}")
+        rows = "" if outcome.rows is None else f", {outcome.rows} row" + (
+            "" if outcome.rows == 1 else "s")
+        tries = f" after {outcome.attempt} attempts" if outcome.attempt > 1 else ""
+        click.echo(f"run {outcome.id} of {name}: {outcome.status}{tries} in {took:.1f}s{rows}")
         for path in outcome.artifacts:
             click.echo(f"  {path}")
     if outcome.status != "succeeded":
@@ -67,7 +69,7 @@ def history(app: App, name: str | None, status: str | None, since: str | None, l
     from dbcron import activity
 
     start = activity.parse_since(since, app.now(), app.settings.timezone) if since else None
-    runs = activity.history(app.store, name, status, start, limit)
+    runs = activity.history(app.existing_store, name, status, start, limit)
     if as_json:
         print_json([r.to_json() for r in runs])
         return
@@ -105,7 +107,7 @@ def status(app: App, check: bool, as_json: bool) -> None:
     from dbcron import activity
 
     now = app.now()
-    report = activity.status(app.store, app.settings, now)
+    report = activity.status(app.existing_store, app.settings, now)
     if check:
         healthy, line = activity.health(report)
         click.echo(line)

@@ -18,7 +18,7 @@ def list_(app: App, as_json: bool) -> None:
     """Tasks with their schedule in words, next run and last result."""
     from dbcron import catalog
 
-    rows = catalog.listing(app.store, app.settings, app.now())
+    rows = catalog.listing(app.existing_store, app.settings, app.now())
     if as_json:
         print_json(rows)
         return
@@ -50,7 +50,7 @@ def show(app: App, name: str, as_json: bool) -> None:
     from dbcron import catalog
     from dbcron.taskfiles import dump_yaml
 
-    data = catalog.detail(app.store, name, app.settings, app.now())
+    data = catalog.detail(app.existing_store, name, app.settings, app.now())
     if as_json:
         data.pop("schedule_text")
         print_json(data)
@@ -85,11 +85,11 @@ def next_(app: App, name: str, count: int, start: str | None, as_json: bool) -> 
     from dbcron import catalog
 
     begin = _instant(start, app) if start else app.now()
-    times = catalog.upcoming(app.store, name, count, begin, app.settings)
+    times = catalog.upcoming(app.existing_store, name, count, begin, app.settings)
     if as_json:
         print_json([t.isoformat() for t in times])
         return
-    tz = catalog.spec_of(catalog.get(app.store, name), app.settings).tz
+    tz = catalog.spec_of(catalog.get(app.existing_store, name), app.settings).tz
     for t in times:
         click.echo(t.astimezone(tz).isoformat())
     if not times:
@@ -119,7 +119,7 @@ def export(app: App, fmt: str) -> None:
     """Print every task as a task file (secrets masked): a backup `apply` can read."""
     from dbcron import catalog
 
-    tasks = catalog.export_all(app.store)
+    tasks = catalog.export_all(app.existing_store)
     if fmt == "json":
         print_json(tasks)
     else:

@@ -27,8 +27,11 @@ class Store:
         self.db.dispose()
 
 
-def open_store(url: str) -> Store:
-    """Open (creating or upgrading as needed) the store at `url`."""
-    db = Database(url)
+def open_store(url: str, create: bool = True) -> Store:
+    """Open (creating or upgrading as needed) the store at `url`.
+
+    With create=False a missing SQLite file is an error instead of a new empty store.
+    """
+    db = Database(url, create)
     migrate(db)
     return Store(db)

@@ -26,10 +26,10 @@ BUSY_TIMEOUT_MS = 30_000
 class Database:
     """An engine plus the two kinds of transaction the store uses."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.engine = _sqlite_engine(url) if self.is_sqlite else _server_engine(url)
+        self.engine = _sqlite_engine(url, create) if self.is_sqlite else _server_engine(url)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -47,10 +47,18 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, create: bool) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
-        _create_private_file(Path(database))
+        if create:
+            _create_private_file(Path(database))
+        elif not Path(database).exists():
+            # A read command run from the wrong directory must not leave an empty store
+            # behind and report "no tasks" as if that were the truth.
+            raise StoreError(
+                f"no store at {database}: set DBCRON_STATE_DIR (or --state-dir) to where the "
+                "daemon keeps it, or create one with 'manage-tasks apply'"
+            )
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

@@ -80,23 +80,40 @@ class RunRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def claim(
-        self, task: str, slot: datetime, trigger: str, claim: Claim
-    ) -> int | None:
+    def claim(self, task: str, slot: datetime, trigger: str, claim: Claim) -> int | None:
         """Insert the slot's run row as running; None when the slot was claimed already."""
-        values = {
-            "task": task,
-            "scheduled_for": slot,
-            "trigger": trigger,
-            "status": "running",
-            "attempt": 1,
-            # started_at is set when a worker takes the attempt (a queued slot waits).
-            "host": claim.host,
-            "pid": claim.pid,
-            "daemon_id": claim.daemon_id,
-            "lease_until": claim.lease_until,
-        }
-        return self._insert_slot(values)
+        return self.claim_many([(task, slot, trigger)], claim).get((task, slot))
+
+    def claim_many(
+        self, slots: list[tuple[str, datetime, str]], claim: Claim
+    ) -> dict[tuple[str, datetime], int]:
+        """Claim many (task, slot, trigger) at once: one statement, one transaction.
+
+        The unique (task, slot) key decides: a slot another daemon (or an earlier
+        attempt) holds is skipped by ON CONFLICT DO NOTHING and missing from the
+        result. A burst of 1,000 due slots costs one round trip instead of 1,000.
+        """
+        if not slots:
+            return {}
+        rows = [
+            {
+                "task": task, "scheduled_for": slot, "trigger": trigger, "status": "running",
+                # started_at is set when a worker takes the attempt (a queued slot waits).
+                "attempt": 1, "host": claim.host, "pid": claim.pid,
+                "daemon_id": claim.daemon_id, "lease_until": claim.lease_until,
+            }
+            for task, slot, trigger in slots
+        ]
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        upsert = postgresql.insert if self.db.engine.dialect.name == "postgresql" else sqlite.insert
+        statement = (
+            upsert(runs)
+            .on_conflict_do_nothing(index_elements=["task", "scheduled_for"])
+            .returning(runs.c.id, runs.c.task, runs.c.scheduled_for)
+        )
+        with self.db.write() as conn:
+            return {(r.task, r.scheduled_for): r.id for r in conn.execute(statement, rows)}
 
     def record(
         self, task: str, slot: datetime, trigger: str, status: str, now: datetime,
@@ -115,10 +132,6 @@ class RunRepo:
             "pid": claim.pid,
             "daemon_id": claim.daemon_id,
         }
-        return self._insert_slot(values)
-
-    def _insert_slot(self, values: dict[str, Any]) -> int | None:
-        """The unique (task, slot) key makes this the claim: None when the slot is taken."""
         try:
             with self.db.write() as conn:
                 return _new_id(conn.execute(insert(runs).values(values)))
@@ -149,6 +162,11 @@ class RunRepo:
         }
         with self.db.write() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(values))
+
+    def note(self, run_id: int, error: str) -> None:
+        """Why a still-running run is waiting (a failed attempt before its retry)."""
+        with self.db.write() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(error=error))
 
     def renew_leases(self, daemon_id: str, until: datetime) -> None:
         with self.db.write() as conn:

@@ -172,8 +172,8 @@ def status(store: Store, settings: Settings, now: datetime, count: int = 5) -> S
     upcoming.sort()
     enabled = set(store.tasks.digests())
     failing = sorted(
-        name for name, run in store.runs.latest().items()
-        if name in enabled and run.status in FINAL - {"succeeded", "skipped"}
+        name for name, (_slot, last) in store.runs.latest_status().items()
+        if name in enabled and last in FINAL - {"succeeded", "skipped"}
     )
     return Status(
         daemon=live or (daemons[0] if daemons else None),

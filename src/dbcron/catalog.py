@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dbcron.errors import DbcronError, InvalidTask, TaskNotFound
 from dbcron.schedule import ScheduleSpec, describe, fire_times, next_fire
@@ -96,24 +97,40 @@ def spec_of(row: TaskRow, settings: Settings) -> ScheduleSpec:
     return ScheduleSpec.from_dict(row.data["schedule"], settings.timezone)
 
 
-def listing(store: Store, settings: Settings, now: datetime) -> list[dict[str, Any]]:
-    latest = store.runs.latest()
+@dataclass(frozen=True)
+class Listed:
+    """One line of `list`."""
+
+    name: str
+    kind: str
+    enabled: bool
+    schedule: str
+    timezone: ZoneInfo
+    next_run: datetime | None
+    last_run: datetime | None
+    last_status: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind, "enabled": self.enabled,
+            "schedule": self.schedule, "timezone": self.timezone.key,
+            "next_run": self.next_run.isoformat() if self.next_run else None,
+            "last_run": self.last_run.isoformat() if self.last_run else None,
+            "last_status": self.last_status,
+        }
+
+
+def listing(store: Store, settings: Settings, now: datetime) -> list[Listed]:
+    latest = store.runs.latest_status()
     result = []
-    for row in store.tasks.all():
-        spec = spec_of(row, settings)
-        last = latest.get(row.name)
-        upcoming = next_fire(spec, now) if row.enabled else None
+    for name, kind, enabled, schedule in store.tasks.summaries():
+        spec = ScheduleSpec.from_dict(schedule, settings.timezone)
+        last_run, last_status = latest.get(name, (None, None))
         result.append(
-            {
-                "name": row.name,
-                "kind": row.kind,
-                "enabled": row.enabled,
-                "schedule": describe(spec),
-                "timezone": spec.tz.key,
-                "next_run": upcoming.isoformat() if upcoming else None,
-                "last_run": last.scheduled_for.isoformat() if last else None,
-                "last_status": last.status if last else None,
-            }
+            Listed(
+                name, kind, enabled, describe(spec), spec.tz,
+                next_fire(spec, now) if enabled else None, last_run, last_status,
+            )
         )
     return result
 

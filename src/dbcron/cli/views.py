@@ -20,7 +20,7 @@ def list_(app: App, as_json: bool) -> None:
 
     rows = catalog.listing(app.existing_store, app.settings, app.now())
     if as_json:
-        print_json(rows)
+        print_json([r.to_json() for r in rows])
         return
     if not rows:
         click.echo("no tasks; add one with 'manage-tasks add' or 'manage-tasks apply tasks/'")
@@ -28,12 +28,11 @@ def list_(app: App, as_json: bool) -> None:
     table(
         [
             [
-                r["name"],
-                r["kind"],
-                r["schedule"] if r["enabled"] else "disabled",
-                local(r["next_run"], r["timezone"]),
-                f"{local(r['last_run'], r['timezone'])} {r['last_status']}"
-                if r["last_run"] else "-",
+                r.name,
+                r.kind,
+                r.schedule if r.enabled else "disabled",
+                local(r.next_run, r.timezone),
+                f"{local(r.last_run, r.timezone)} {r.last_status}" if r.last_run else "-",
             ]
             for r in rows
         ],

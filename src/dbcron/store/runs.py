@@ -226,12 +226,14 @@ class RunRepo:
         with self.db.read() as conn:
             return {t: s for t, s in conn.execute(query)}
 
-    def latest(self) -> dict[str, RunRow]:
-        """The newest run of each task, for `list`."""
+    def latest_status(self) -> dict[str, tuple[datetime, str]]:
+        """(slot, status) of each task's newest run: all `list` needs, without whole rows."""
         newest = select(func.max(runs.c.id)).group_by(runs.c.task).scalar_subquery()
-        query = select(runs).where(runs.c.id.in_(newest))
+        query = select(runs.c.task, runs.c.scheduled_for, runs.c.status).where(
+            runs.c.id.in_(newest)
+        )
         with self.db.read() as conn:
-            return {r.task: _run(r) for r in conn.execute(query)}
+            return {r.task: (r.scheduled_for, r.status) for r in conn.execute(query)}
 
     def successes(self, task: str) -> int:
         query = select(func.count()).where(

@@ -156,3 +156,32 @@ def test_sqlite_concurrent_writers_never_see_locked(tmp_path: Path) -> None:
     s = open_store(url)
     assert len(s.runs.history(limit=10_000)) == 900
     s.close()
+
+
+def test_run_requests_are_taken_once_and_forgotten(store: Store) -> None:
+    first = store.daemons.request_run("a", NOW)
+    second = store.daemons.request_run("b", NOW)
+    assert [r.id for r in store.daemons.take_requests("d1")] == [first, second]
+    assert store.daemons.take_requests("d2") == []
+    assert store.daemons.answer_of(first) == ("d1", None)
+    store.daemons.answer(first, 99)
+    assert store.daemons.answer_of(first) == ("d1", 99)
+    third = store.daemons.request_run("c", NOW)
+    assert store.daemons.withdraw(third) and not store.daemons.withdraw(first)
+    store.daemons.forget_before(NOW + timedelta(seconds=1))
+    assert store.daemons.answer_of(first) == (None, None)
+
+
+def test_daemon_heartbeat_alive_and_stopped(store: Store) -> None:
+    from dbcron.store import DaemonRow
+
+    row = DaemonRow(id="d1", host="h", pid=1, started_at=NOW, heartbeat_at=NOW,
+                    last_reload_at=None, tasks_loaded=3, status="ok", stopped_at=None,
+                    heartbeat_seconds=5.0)
+    store.daemons.register(row)
+    (found,) = store.daemons.latest()
+    assert found.alive(NOW + timedelta(seconds=15)) and not found.alive(NOW + timedelta(seconds=16))
+    store.daemons.beat("d1", NOW + timedelta(seconds=20), tasks_loaded=4)
+    assert store.daemons.latest()[0].tasks_loaded == 4
+    store.daemons.stopped("d1", NOW + timedelta(seconds=21))
+    assert not store.daemons.latest()[0].alive(NOW + timedelta(seconds=21))

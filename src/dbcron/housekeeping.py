@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from dbcron.store import Store
 
 
+# Heartbeats of stopped daemons and answered run-now requests: a week is plenty for
+# `status` to say when the last daemon was seen.
+_DAEMON_MEMORY = timedelta(days=7)
+
+
 @dataclass(frozen=True)
 class PruneReport:
     runs: int
@@ -55,6 +60,7 @@ def prune(store: Store, settings: Settings, now: datetime) -> PruneReport:
     history_before = _cutoff(now, settings.keep_history_days)
     output_before = _cutoff(now, settings.keep_output_days)
     runs = store.runs.prune(history_before) if history_before else 0
+    store.daemons.forget_before(now - _DAEMON_MEMORY)
     files = size = 0
     if output_before is not None:
         files, size = prune_files(settings.output_dir, output_before)

@@ -56,7 +56,7 @@ class ScheduleSpec:
             cron=data.get("cron"),
             every=parse_duration(every) if every is not None else None,
             at=_local(data.get("at"), tz),
-            jitter=parse_duration(data.get("jitter") or 0),
+            jitter=parse_duration(data["jitter"]) if data.get("jitter") else timedelta(0),
             start=_local(data.get("start"), tz),
             end=_local(data.get("end"), tz),
             max_runs=data.get("max_runs"),
@@ -132,24 +132,29 @@ def _next_cron(spec: ScheduleSpec, after: datetime) -> datetime | None:
     tz = spec.tz
     local = after.astimezone(tz).replace(tzinfo=None)
     if _steady(tz, after):
-        # No offset change near: wall time and instants run in the same order.
-        naive: datetime | None = local
-        while naive is not None:
-            naive = cron.next_after(naive)
-            if naive is None:
-                return None
-            for instant in wall_to_instants(naive, tz, spec.gap, spec.overlap):
-                if instant > after:
-                    if _steady(tz, instant):
-                        return instant
-                    return _next_cron_careful(spec, after, local)
-        return None
+        # No offset change near: wall time and instants run in the same order, and
+        # each wall time is exactly one instant.
+        naive = cron.next_after(local)
+        if naive is None:
+            return None
+        instant = naive.replace(tzinfo=tz).astimezone(UTC)
+        if _steady(tz, instant):
+            return instant
     return _next_cron_careful(spec, after, local)
 
 
 def _steady(tz: ZoneInfo, instant: datetime) -> bool:
-    before = (instant - _DST_WINDOW).astimezone(tz).utcoffset()
-    return before == (instant + _DST_WINDOW).astimezone(tz).utcoffset()
+    """No UTC offset change within the DST window around `instant`."""
+    return _steady_hour(tz, instant.replace(minute=0, second=0, microsecond=0))
+
+
+@lru_cache(maxsize=4096)
+def _steady_hour(tz: ZoneInfo, hour: datetime) -> bool:
+    # Cached by the hour (`list` asks for thousands of tasks at the same `now`);
+    # the window is widened by that hour so it still covers the instant's own.
+    window = _DST_WINDOW + timedelta(hours=1)
+    before = (hour - window).astimezone(tz).utcoffset()
+    return before == (hour + window).astimezone(tz).utcoffset()
 
 
 def _next_cron_careful(spec: ScheduleSpec, after: datetime, local: datetime) -> datetime | None:

@@ -311,3 +311,22 @@ def test_metrics_endpoint_after_a_few_runs(run_cli: Cli, daemon: Any, tmp_path: 
     assert values[("dbcron_run_duration_seconds_count", (("task", "m"),))] >= 3
     assert ("dbcron_last_success_timestamp_seconds", (("task", "bad"),)) not in values
     assert proc.stop() == 0
+
+
+def test_an_invalid_stored_task_is_reported_and_the_others_keep_running(
+    run_cli: Cli, daemon: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    out = tmp_path / "good.txt"
+    run_cli("apply", str(append_task(tmp_path / "t", "good", out)))
+    proc = daemon().start()
+    # A definition that no longer validates (as after a downgrade, or a hand edit of the store).
+    s = store_of(state_dir)
+    s.tasks.upsert([{"name": "broken", "kind": "report", "schedule": {"every": "1s"}}],
+                   datetime.now(UTC))
+    s.close()
+    proc.signal(signal.SIGHUP)
+    wait_for(lambda: "task broken is invalid and was left out" in proc.log(), 5, "the report")
+    count = len(out.read_text().splitlines())
+    wait_for(lambda: len(out.read_text().splitlines()) >= count + 2, 5, "good to keep running")
+    assert runs_of(state_dir, "broken") == []
+    assert proc.stop() == 0

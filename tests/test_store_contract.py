@@ -185,3 +185,23 @@ def test_daemon_heartbeat_alive_and_stopped(store: Store) -> None:
     assert store.daemons.latest()[0].tasks_loaded == 4
     store.daemons.stopped("d1", NOW + timedelta(seconds=21))
     assert not store.daemons.latest()[0].alive(NOW + timedelta(seconds=21))
+
+
+def test_upgrade_from_v1_keeps_tasks_and_history(store_url: str) -> None:
+    """A version-1 store (no tasks.schedule column) upgrades in place, losing nothing."""
+    s = open_store(store_url)
+    s.tasks.upsert([task("a"), task("b", schedule={"cron": "0 9 * * *"})], NOW)
+    run_id = s.runs.claim("a", NOW, "schedule", CLAIM)
+    with s.db.write() as conn:
+        conn.execute(text("ALTER TABLE tasks DROP COLUMN schedule"))
+        conn.execute(text("UPDATE store_state SET schema_version = 1"))
+    s.close()
+    upgraded = open_store(store_url)
+    with upgraded.db.read() as conn:
+        assert current_version(conn) == LATEST
+    assert [(n, k, e, sched) for n, k, e, sched in upgraded.tasks.summaries()] == [
+        ("a", "call", True, '{"every":"1m"}'), ("b", "call", True, '{"cron":"0 9 * * *"}'),
+    ]
+    assert upgraded.runs.get(run_id) is not None  # type: ignore[arg-type]
+    assert upgraded.tasks.revision() == 1
+    upgraded.close()

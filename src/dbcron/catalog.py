@@ -6,9 +6,11 @@ the CLI only parses arguments, calls one of these and prints.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -120,11 +122,17 @@ class Listed:
         }
 
 
+@lru_cache(maxsize=4096)
+def _spec(schedule_json: str, default_tz: str) -> ScheduleSpec:
+    """Parsed once per distinct schedule: many tasks share one."""
+    return ScheduleSpec.from_dict(json.loads(schedule_json), default_tz)
+
+
 def listing(store: Store, settings: Settings, now: datetime) -> list[Listed]:
     latest = store.runs.latest_status()
     result = []
     for name, kind, enabled, schedule in store.tasks.summaries():
-        spec = ScheduleSpec.from_dict(schedule, settings.timezone)
+        spec = _spec(schedule, settings.timezone)
         last_run, last_status = latest.get(name, (None, None))
         result.append(
             Listed(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -89,9 +90,13 @@ def local(ts: str | datetime | None, tz: str | tzinfo | None = None) -> str:
         from zoneinfo import ZoneInfo
 
         tz = ZoneInfo(tz)
-    if tz is not None:
-        value = value.astimezone(tz)
-    return value.strftime("%Y-%m-%d %H:%M %z")
+    return _stamp(value, tz)
+
+
+@lru_cache(maxsize=8192)
+def _stamp(value: datetime, tz: tzinfo | None) -> str:
+    # Cached: a list of 10,000 tasks shows a few hundred distinct times.
+    return (value.astimezone(tz) if tz else value).strftime("%Y-%m-%d %H:%M %z")
 
 
 def confirm_or_yes(question: str, yes: bool) -> None:

@@ -8,22 +8,33 @@ version bump, so a crash mid-upgrade leaves the previous version intact.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, inspect, select, text, update
 
 from dbcron.errors import StoreError
 from dbcron.store.database import Database
-from dbcron.store.tables import metadata, store_state
+from dbcron.store.tables import metadata, store_state, tasks
 
 
-def _v1(conn: Connection) -> None:
+def _create(conn: Connection) -> None:
+    """A new store gets the current schema at once; the steps below are for upgrades."""
     metadata.create_all(conn)
-    conn.execute(store_state.insert().values(id=1, schema_version=0, revision=0))
+    conn.execute(store_state.insert().values(id=1, schema_version=LATEST, revision=0))
 
 
+def _v2(conn: Connection) -> None:
+    # `list` reads only the schedule of 10,000 tasks, not whole definitions.
+    conn.execute(text("ALTER TABLE tasks ADD COLUMN schedule TEXT"))
+    for name, definition in conn.execute(select(tasks.c.name, tasks.c.definition)).all():
+        schedule = json.dumps(json.loads(definition)["schedule"], separators=(",", ":"))
+        conn.execute(update(tasks).where(tasks.c.name == name).values(schedule=schedule))
+
+
+# (version, what it changes, step); version 1 was the first schema.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
-    (1, "tasks, runs, run requests, daemons, store state", _v1),
+    (2, "tasks.schedule: the schedule alone, for list and status", _v2),
 ]
 LATEST = STEPS[-1][0]
 
@@ -50,6 +61,9 @@ def migrate(db: Database) -> int:
             # Two processes opening a fresh store at once: the second waits, then sees v1.
             conn.execute(text("SELECT pg_advisory_xact_lock(727100)"))
         found = current_version(conn)
+        if found == 0:
+            _create(conn)
+            return found
         for version, _about, step in STEPS:
             if version > found:
                 step(conn)

@@ -63,6 +63,7 @@ tasks = Table(
     Column("kind", String(16), nullable=False),
     Column("enabled", Boolean, nullable=False),
     Column("definition", Text, nullable=False),
+    Column("schedule", Text),  # the definition's schedule alone (v2), for cheap listing
     # sha256 of the canonical definition: reload compares it instead of whole definitions.
     Column("digest", String(64), nullable=False),
     Column("imported", Text),

@@ -81,16 +81,16 @@ class TaskRepo:
         with self.db.read() as conn:
             return [_row(r) for r in conn.execute(query)]
 
-    def summaries(self) -> list[tuple[str, str, bool, dict[str, Any]]]:
-        """(name, kind, enabled, schedule) of every task, by name: what `list` shows.
+    def summaries(self) -> list[tuple[str, str, bool, str]]:
+        """(name, kind, enabled, schedule as JSON) of every task, by name: what `list` shows.
 
         Skips the timestamps and builds no TaskRow: with 10,000 tasks those cost
         more than the query.
         """
-        query = select(tasks.c.name, tasks.c.kind, tasks.c.enabled, tasks.c.definition)
+        query = select(tasks.c.name, tasks.c.kind, tasks.c.enabled, tasks.c.schedule)
         with self.db.read() as conn:
             return [
-                (r.name, r.kind, r.enabled, json.loads(r.definition)["schedule"])
+                (r.name, r.kind, r.enabled, r.schedule)
                 for r in conn.execute(query.order_by(tasks.c.name))
             ]
 
@@ -141,6 +141,7 @@ class TaskRepo:
                     "kind": data["kind"],
                     "enabled": bool(data.get("enabled", True)),
                     "definition": canonical(data),
+                    "schedule": canonical(data["schedule"]),
                     "digest": digest_of(data),
                     "updated_at": now,
                 }

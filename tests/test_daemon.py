@@ -156,22 +156,26 @@ def test_kill_9_then_restart_interrupts_and_catches_up(
     proc.signal(signal.SIGKILL)
     proc.wait()
     killed_at = datetime.now(UTC)
+    before = runs_of(state_dir, "slow")
+    (killed,) = [r for r in before if r.status == "running"]
     import time
 
     time.sleep(4.5)  # at least two slots pass while no daemon runs
     again = daemon().start()
-    runs = wait_for(lambda: [r for r in runs_of(state_dir, "slow")
-                             if r.trigger == "catchup" and r.status != "missed"],
-                    10, "a catch-up run")
-    all_runs = runs_of(state_dir, "slow")
-    first = all_runs[0]
-    assert first.status == "interrupted"
-    assert "the daemon running it stopped or died" in (first.error or "")
-    missed = [r for r in all_runs if r.status == "missed"]
-    seen = [(r.scheduled_for.isoformat(), r.status, r.trigger) for r in all_runs]
-    assert missed and all(r.scheduled_for < runs[0].scheduled_for for r in missed), seen
-    assert len(runs) == 1 and runs[0].scheduled_for > killed_at
-    slots = [r.scheduled_for for r in all_runs]
+    last_before = max(b.id for b in before)
+    caught = wait_for(lambda: [r for r in runs_of(state_dir, "slow")
+                               if r.id > last_before and r.status == "running"],
+                      10, "a catch-up run")
+    after = {r.id: r for r in runs_of(state_dir, "slow")}
+    assert after[killed.id].status == "interrupted"
+    assert "the daemon running it stopped or died" in (after[killed.id].error or "")
+    missed = [r for r in after.values() if r.status == "missed" and r.id > last_before]
+    seen = [(r.scheduled_for.isoformat(), r.status, r.trigger) for r in after.values()]
+    assert len(caught) == 1 and caught[0].trigger == "catchup", seen
+    assert caught[0].scheduled_for > killed_at, seen
+    assert missed and all(killed.scheduled_for < r.scheduled_for < caught[0].scheduled_for
+                          for r in missed), seen
+    slots = [r.scheduled_for for r in after.values()]
     assert len(slots) == len(set(slots))
     assert again.stop() == 0
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from dbcron.catchup import too_late
 from dbcron.jobs import JobRequest, JobResult
 from dbcron.model import Task
+from dbcron.runwriter import RunWriter
 from dbcron.schedule import jitter_for
 from dbcron.secrets import mask_secrets
 from dbcron.settings import Settings
@@ -96,6 +97,7 @@ class Runner:
         self._seq = itertools.count()
         self._futures: set[Future[None]] = set()
         self._accepting = True
+        self.writer = RunWriter(store.runs)
 
     def _claim(self, now: datetime) -> Claim:
         return Claim(self.identity.host, self.identity.pid, self.identity.daemon_id, now + LEASE)
@@ -210,7 +212,9 @@ class Runner:
         return False
 
     def shutdown(self) -> None:
+        """Stop taking work and write every pending row update."""
         self._threads.shutdown(wait=False, cancel_futures=True)
+        self.writer.close()
 
     # --- attempts ---------------------------------------------------------------------
 
@@ -235,8 +239,8 @@ class Runner:
     def _run_attempt(self, attempt: _Attempt) -> None:
         task = attempt.task
         now = self.clock()
-        self.store.runs.start_attempt(attempt.run_id, attempt.number, now, now + LEASE,
-                                      self._claim(now))
+        self.writer.put(attempt.run_id, self.store.runs.start_values(
+            attempt.number, now, now + LEASE, self._claim(now)))
         late = now - attempt.slot if attempt.trigger != "manual" else None
         log.info(
             "run %s started: slot %s, attempt %d%s", task.name, attempt.slot.isoformat(),
@@ -266,7 +270,7 @@ class Runner:
             why = f"attempt {attempt.number} failed: {mask_secrets(result.error or '')}"
             log.warning("run %s %s; retrying in %ss", task.name, why, int(wait),
                         extra={"task": task.name, "slot": attempt.slot.isoformat()})
-            self.store.runs.note(attempt.run_id, f"{why}; retrying in {int(wait)}s")
+            self.writer.put(attempt.run_id, {"error": f"{why}; retrying in {int(wait)}s"})
             attempt.number += 1
             self._delay(attempt, self.clock() + timedelta(seconds=wait))
             return
@@ -278,10 +282,10 @@ class Runner:
         now = self.clock()
         duration = time.monotonic() - started
         error = mask_secrets(result.error) if result.error else None
-        self.store.runs.finish(
-            attempt.run_id, status, now, rows=result.rows, size=result.bytes,
-            artifacts=result.artifacts, result=result.result, error=error,
-        )
+        self.writer.put(attempt.run_id, self.store.runs.finish_values(
+            status, now, rows=result.rows, size=result.bytes, artifacts=result.artifacts,
+            result=result.result, error=error,
+        ))
         level = logging.INFO if status == "succeeded" else logging.ERROR
         log.log(
             level, "run %s %s: slot %s, %.1fs%s%s", task.name, status, attempt.slot.isoformat(),

@@ -334,3 +334,29 @@ def test_an_invalid_stored_task_is_reported_and_the_others_keep_running(
     wait_for(lambda: len(out.read_text().splitlines()) >= count + 2, 5, "good to keep running")
     assert runs_of(state_dir, "broken") == []
     assert proc.stop() == 0
+
+
+def test_two_daemons_on_one_postgresql_store_run_each_slot_once(
+    run_cli: Cli, pg_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    store_env = {"DBCRON_STORE": pg_url}
+    result = run_cli("apply", str(append_task(tmp_path / "t", "shared", out)), **store_env)
+    assert result.exit_code == 0, result.output
+    first = DaemonProcess(tmp_path / "host-a", **store_env).start()
+    second = DaemonProcess(tmp_path / "host-b", **store_env).start()
+    try:
+        s = open_store(pg_url)
+        wait_for(lambda: len(s.runs.history("shared", status="succeeded", limit=100)) >= 6, 20,
+                 "six runs between the two daemons")
+    finally:
+        assert first.stop() == 0 and second.stop() == 0
+    runs = s.runs.history("shared", limit=1000)
+    s.close()
+    slots = [r.scheduled_for for r in runs]
+    assert len(slots) == len(set(slots)), "a slot ran twice"
+    executions = len(out.read_text().splitlines())
+    succeeded = len([r for r in runs if r.status == "succeeded"])
+    interrupted = len([r for r in runs if r.status == "interrupted"])
+    assert succeeded <= executions <= succeeded + interrupted
+    assert {r.pid for r in runs} <= {first.proc.pid, second.proc.pid}  # type: ignore[union-attr]

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dbcron.cli import cli
+from dbcron.settings import Settings
 from dbcron.store import Store, open_store
 
 pytest_plugins = ["smtp_server"]
@@ -116,6 +117,23 @@ class Cli:
 @pytest.fixture
 def run_cli(state_dir: Path) -> Cli:
     return Cli()
+
+
+def make_settings(tmp_path: Path, server: Any = None, **over: Any) -> Settings:
+    """Settings for job tests: everything under tmp_path, mail to `server` (an
+    SmtpTestServer) or, without one, to the outbox."""
+    values: dict[str, Any] = {
+        "state_dir": tmp_path,
+        "store": f"sqlite:///{tmp_path / 'store.db'}",
+        "output_dir": tmp_path / "output",
+        "outbox_dir": tmp_path / "outbox",
+        "smtp_from": "dbcron@example.com",
+        "smtp_timeout": 5.0,
+    }
+    if server is not None:
+        values.update(smtp_host=server.host, smtp_port=server.port)
+    values.update(over)
+    return Settings(**values)
 
 
 def write_task(directory: Path, name: str, **overrides: Any) -> Path:

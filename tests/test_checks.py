@@ -13,6 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from conftest import make_settings
 from dbcron.checks import CheckFailed, check_email, check_source
 from dbcron.cli import Group
 from dbcron.cli.app import App
@@ -20,25 +21,11 @@ from dbcron.cli.checks import COMMANDS
 from dbcron.housekeeping import prune
 from dbcron.model import Task
 from dbcron.preview import NoSlot, dry_run, slot_for
-from dbcron.settings import Settings
 from dbcron.store import Claim, Store, open_store
 from smtp_server import SmtpTestServer, free_port
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 PASSWORD = "Sup3r-s3cret"
-
-
-def make_settings(tmp_path: Path, **over: Any) -> Settings:
-    values: dict[str, Any] = {
-        "state_dir": tmp_path,
-        "store": f"sqlite:///{tmp_path / 'store.db'}",
-        "output_dir": tmp_path / "output",
-        "outbox_dir": tmp_path / "outbox",
-        "smtp_from": "dbcron@example.com",
-        "smtp_timeout": 5.0,
-    }
-    values.update(over)
-    return Settings(**values)
 
 
 def test_email_arrives(tmp_path: Path, smtp_server: SmtpTestServer) -> None:

@@ -25,6 +25,7 @@ import pypdf
 import pytest
 import sqlalchemy as sa
 
+from conftest import make_settings
 from dbcron.jobs import JobRequest, JobResult, execute
 from dbcron.jobs.mail import make_message_id
 from dbcron.jobs.pipeline import notify_failure
@@ -44,21 +45,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def _fresh_engines() -> Iterator[None]:
     yield
     dispose_engines()
-
-
-def make_settings(tmp_path: Path, server: SmtpTestServer | None, **over: Any) -> Settings:
-    values: dict[str, Any] = {
-        "state_dir": tmp_path,
-        "store": f"sqlite:///{tmp_path / 'store.db'}",
-        "output_dir": tmp_path / "output",
-        "outbox_dir": tmp_path / "outbox",
-        "smtp_from": "dbcron@example.com",
-        "smtp_timeout": 5.0,
-    }
-    if server is not None:
-        values.update(smtp_host=server.host, smtp_port=server.port)
-    values.update(over)
-    return Settings(**values)
 
 
 @pytest.fixture

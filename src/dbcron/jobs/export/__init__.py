@@ -45,7 +45,8 @@ class ExportOptions:
 class Writer(Protocol):
     """One output file being written from batches of rows."""
 
-    rows_written: int
+    @property
+    def rows_written(self) -> int: ...
 
     def write(self, rows: Sequence[Sequence[object]]) -> None:
         """Append a batch of rows, each with one value per column."""

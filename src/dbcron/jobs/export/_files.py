@@ -46,3 +46,39 @@ def check_widths(rows: Sequence[Sequence[object]], ncols: int) -> None:
     if widths and widths != {ncols}:
         bad = next(w for w in widths if w != ncols)
         raise ValueError(f"a row has {bad} values but the export has {ncols} columns")
+
+
+class Sampler:
+    """Holds back the first rows until there are enough to size the columns from.
+
+    The xlsx and pdf writers must fix their column widths before the first row
+    goes out; `feed` counts and checks each batch, and hands back the sample
+    once (to lay out) together with the rows that may now be written.
+    """
+
+    def __init__(self, ncols: int, size: int = 200) -> None:
+        self.rows_written = 0
+        self._ncols = ncols
+        self._size = size
+        self._held: list[Sequence[object]] | None = []
+
+    def feed(
+        self, rows: Sequence[Sequence[object]]
+    ) -> tuple[list[Sequence[object]] | None, Sequence[Sequence[object]]]:
+        """(sample to lay out, or None; rows to write now)."""
+        if not rows:
+            return None, ()
+        check_widths(rows, self._ncols)
+        self.rows_written += len(rows)
+        if self._held is None:
+            return None, rows
+        self._held.extend(rows)
+        if len(self._held) < self._size:
+            return None, ()
+        held, self._held = self._held, None
+        return held[: self._size], held
+
+    def rest(self) -> list[Sequence[object]] | None:
+        """At close: the rows still held (all of them are the sample), or None."""
+        held, self._held = self._held, None
+        return held

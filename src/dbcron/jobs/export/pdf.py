@@ -27,7 +27,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
 from dbcron.jobs.export import ExportOptions
-from dbcron.jobs.export._files import AtomicFile, check_widths
+from dbcron.jobs.export._files import AtomicFile, Sampler
 from dbcron.jobs.export._pdfstream import StreamingCanvas
 from dbcron.jobs.export._values import as_text
 
@@ -104,11 +104,10 @@ def fit_widths(natural: Sequence[float], available: float) -> list[float]:
 class PdfWriter:
     def __init__(self, path: Path, columns: Sequence[str], options: ExportOptions) -> None:
         _register_fonts()
-        self.rows_written = 0
+        self._sampler = Sampler(len(columns), _SAMPLE_ROWS)
         self._columns = [cell_text(c, options.tz) for c in columns]
         self._options = options
         self._file = AtomicFile(path)
-        self._sample: list[Sequence[object]] | None = []
         self._canvas: StreamingCanvas | None = None
         self._widths: list[float] = []
         self._lefts: list[float] = []
@@ -118,22 +117,20 @@ class PdfWriter:
         self._y = 0.0
         self._rows_on_page = 0
 
+    @property
+    def rows_written(self) -> int:
+        return self._sampler.rows_written
+
     def write(self, rows: Sequence[Sequence[object]]) -> None:
-        if not rows:
-            return
-        check_widths(rows, len(self._columns))
-        self.rows_written += len(rows)
-        if self._sample is not None:
-            self._sample.extend(rows)
-            if len(self._sample) < _SAMPLE_ROWS:
-                return
-            rows, self._sample = self._sample, None
-            self._layout(rows[:_SAMPLE_ROWS])
-        self._draw_rows(rows)
+        sample, ready = self._sampler.feed(rows)
+        if sample is not None:
+            self._layout(sample)
+        if ready:
+            self._draw_rows(ready)
 
     def close(self) -> Path:
-        if self._sample is not None:
-            rows, self._sample = self._sample, None
+        rows = self._sampler.rest()
+        if rows is not None:
             self._layout(rows)
             self._draw_rows(rows)
         canvas = self._require_canvas()

@@ -35,7 +35,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from dbcron.jobs.export import ExportOptions
-from dbcron.jobs.export._files import AtomicFile, check_widths
+from dbcron.jobs.export._files import AtomicFile, Sampler
 
 MAX_DATA_ROWS = 1_048_575  # Excel's 1,048,576 rows less the header
 MAX_CELL_CHARS = 32_767
@@ -308,31 +308,27 @@ class XlsxWriter:
         *,
         max_data_rows: int = MAX_DATA_ROWS,
     ) -> None:
-        self.rows_written = 0
+        self._sampler = Sampler(len(columns), _SAMPLE_ROWS)
         self._columns = list(columns)
         self._letters = [column_letter(i) for i in range(len(columns))]
         self._options = options
         self._max_data_rows = max_data_rows
         self._file = AtomicFile(path)
         self._sink = _ZipSink(self._file)
-        self._sample: list[Sequence[object]] | None = []
         self._widths: list[float] = []
         self._sheets: list[str] = []
         self._filter_refs: list[str] = []  # per finished sheet, for workbook.xml
         self._sheet_rows = 0  # data rows on the current sheet
         self._sheet_bytes = 0
 
+    @property
+    def rows_written(self) -> int:
+        return self._sampler.rows_written
+
     def write(self, rows: Sequence[Sequence[object]]) -> None:
-        if not rows:
-            return
-        check_widths(rows, len(self._columns))
-        self.rows_written += len(rows)
-        if self._sample is not None:
-            self._sample.extend(rows)
-            if len(self._sample) < _SAMPLE_ROWS:
-                return
-            rows, self._sample = self._sample, None
-            self._size_columns(rows[:_SAMPLE_ROWS])
+        sample, rows = self._sampler.feed(rows)
+        if sample is not None:
+            self._size_columns(sample)
         start = 0
         while start < len(rows):
             if not self._sheets or self._sheet_full():
@@ -342,8 +338,8 @@ class XlsxWriter:
             start += room
 
     def close(self) -> Path:
-        if self._sample is not None:
-            rows, self._sample = self._sample, None
+        rows = self._sampler.rest()
+        if rows is not None:
             self._size_columns(rows)
             self._start_sheet()
             if rows:

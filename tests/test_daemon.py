@@ -360,3 +360,42 @@ def test_two_daemons_on_one_postgresql_store_run_each_slot_once(
     interrupted = len([r for r in runs if r.status == "interrupted"])
     assert succeeded <= executions <= succeeded + interrupted
     assert {r.pid for r in runs} <= {first.proc.pid, second.proc.pid}  # type: ignore[union-attr]
+
+
+def test_a_local_run_survives_a_daemon_starting_beside_it(
+    run_cli: Cli, daemon: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    import subprocess
+    import sys
+
+    write_task(tmp_path / "t", "local", call="jobs:sleep", args=[4],
+               schedule={"every": "1h", "start": "2026-01-01T00:00:00+00:00"})
+    run_cli("apply", str(tmp_path / "t"))
+    env = DaemonProcess(state_dir).env
+    cli = subprocess.Popen([sys.executable, "-c", "from dbcron.cli import main; main()", "run",
+                            "local", "--local"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, cwd=tmp_path)
+    wait_for(lambda: [r for r in runs_of(state_dir, "local") if r.started_at], 15, "the run")
+    proc = daemon().start()
+    out = cli.communicate(timeout=30)[0].decode()
+    assert cli.returncode == 0, out
+    (run,) = [r for r in runs_of(state_dir, "local") if r.trigger == "manual"]
+    assert (run.status, run.attempt) == ("succeeded", 1), out
+    assert proc.stop() == 0
+
+
+def test_signal_handlers_only_set_flags_and_wake_the_loop(tmp_path: Path) -> None:
+    import time
+
+    from dbcron.daemon import Daemon
+    from dbcron.settings import load_settings
+
+    d = Daemon(load_settings(environ={"DBCRON_STATE_DIR": str(tmp_path)}, cwd=tmp_path), {})
+    d.on_reload_signal()
+    started = time.monotonic()
+    d._sleep(5)
+    assert d.reload_requested and time.monotonic() - started < 1
+    d.on_stop_signal()
+    assert d.stopping and not d.stop_now
+    d.on_stop_signal()
+    assert d.stop_now

@@ -46,6 +46,7 @@ def wait_idle(runner: Runner, timeout: float = 20) -> None:
         runner.tick(datetime.now(UTC))
         time.sleep(0.05)
     assert not runner.active()
+    runner.writer.flush()  # row updates are written by the writer thread
 
 
 def two_slots(store: Store, runner: Runner, t: Task) -> list[Any]:
@@ -108,6 +109,7 @@ def test_jitter_delays_the_start_but_not_the_slot(env: tuple[Store, Runner]) -> 
     assert run_id is not None
     runner.tick(now + timedelta(seconds=1))
     time.sleep(0.3)
+    runner.writer.flush()
     run = store.runs.get(run_id)
     assert run is not None and run.started_at is None  # claimed, waiting for its jitter
     runner.tick(now + timedelta(hours=1))
@@ -119,3 +121,25 @@ def test_jitter_delays_the_start_but_not_the_slot(env: tuple[Store, Runner]) -> 
 @pytest.mark.parametrize(("attempt", "seconds"), [(1, 30), (2, 60), (3, 120), (6, 600), (9, 600)])
 def test_backoff_doubles_and_caps(attempt: int, seconds: float) -> None:
     assert backoff(attempt, 30) == seconds
+
+
+def test_catchup_all_runs_every_slot_one_after_the_other(env: tuple[Store, Runner]) -> None:
+    store, runner = env
+    t = task("backlog", "skip", seconds=0.3, policy={"catchup": "all"})
+    now = datetime.now(UTC)
+    for minutes in (3, 2, 1):
+        runner.submit(t, now - timedelta(minutes=minutes), "catchup", now)
+    wait_idle(runner)
+    runs = sorted(store.runs.history("backlog"), key=lambda r: r.scheduled_for)
+    assert [r.status for r in runs] == ["succeeded"] * 3
+    assert runs[1].started_at >= runs[0].finished_at  # type: ignore[operator]
+
+
+def test_max_runs_counts_runs_still_going(env: tuple[Store, Runner]) -> None:
+    store, runner = env
+    t = task("once", "queue", seconds=0.5, schedule={"max_runs": 1})
+    now = datetime.now(UTC)
+    runner.submit(t, now - timedelta(seconds=2), "schedule", now)
+    assert runner.submit(t, now - timedelta(seconds=1), "schedule", now) is None
+    wait_idle(runner)
+    assert [r.status for r in store.runs.history("once")] == ["succeeded"]

@@ -97,7 +97,7 @@ def test_history_latest_counts_and_prune(store: Store) -> None:
     assert store.runs.latest_status()["a"] == (NOW + timedelta(minutes=2), "missed")
     assert store.runs.last_slot("a") == NOW + timedelta(minutes=2)
     assert store.runs.counts_since(NOW) == {"succeeded": 1, "failed": 1, "missed": 1}
-    assert store.runs.successes("a") == 1
+    assert store.runs.toward_max_runs("a") == 1
     assert store.runs.prune(NOW + timedelta(minutes=1, seconds=30)) == 2
     assert len(store.runs.history("a")) == 1
 
@@ -205,3 +205,16 @@ def test_upgrade_from_v1_keeps_tasks_and_history(store_url: str) -> None:
     assert upgraded.runs.get(run_id) is not None  # type: ignore[arg-type]
     assert upgraded.tasks.revision() == 1
     upgraded.close()
+
+
+def test_an_error_with_a_nul_byte_is_stored(store: Store) -> None:
+    run_id = store.runs.claim("a", NOW, "schedule", CLAIM)
+    store.runs.finish(run_id, "failed", NOW, error="bad byte \x00 here")  # type: ignore[arg-type]
+    assert store.runs.get(run_id).error == "bad byte \\x00 here"  # type: ignore[arg-type,union-attr]
+
+
+def test_interrupted_runs_are_returned_once(store: Store) -> None:
+    run_id = store.runs.claim("a", NOW, "schedule", CLAIM)
+    later = NOW + timedelta(minutes=5)
+    assert [r.id for r in store.runs.interrupt_expired(later, "gone")] == [run_id]
+    assert store.runs.interrupt_expired(later, "gone") == []

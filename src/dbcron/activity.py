@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from dbcron.model import Task
 
 TAKE_TIMEOUT = 15.0  # seconds a live daemon gets to take a run-now request
+LEASE_RENEWAL = 5.0  # seconds between lease renewals of a run in this process
 
 
 def live_daemon(store: Store, now: datetime) -> DaemonRow | None:
@@ -78,22 +80,30 @@ def _longest(task: Task) -> float:
 
 def _run_local(store: Store, settings: Settings, task: Task,
                clock: Callable[[], datetime]) -> RunRow:
-    from dbcron.runner import Identity, Runner
+    from dbcron.runner import LEASE, Identity, Runner
     from dbcron.workers import WorkerPool
 
+    # An identity of its own, with leases it renews: a daemon starting meanwhile must see
+    # this run as alive, and Ctrl-C must not leave it `running` forever.
+    me = Identity(socket.gethostname(), os.getpid(), str(uuid.uuid4()))
     pool = WorkerPool(1, settings.log_level, settings.log_format)
-    runner = Runner(store, settings, pool, Identity(socket.gethostname(), os.getpid(), None),
-                    clock)
+    runner = Runner(store, settings, pool, me, clock)
     try:
         run_id = runner.submit(task, clock(), "manual", clock())
         if run_id is None:
             raise DbcronError(f"could not claim a run of {task.name}")
+        renewed = time.monotonic()
         while runner.active():
             runner.tick(clock())
+            if time.monotonic() - renewed > LEASE_RENEWAL:
+                store.runs.renew_leases(runner.inflight(), clock() + LEASE)
+                renewed = time.monotonic()
             time.sleep(0.1)
     finally:
         pool.close(kill_busy=True)
         runner.shutdown()
+        store.runs.interrupt_daemon(me.daemon_id or "", clock(),
+                                    "interrupted: the manage-tasks run was stopped")
     run = store.runs.get(run_id)
     assert run is not None
     return run

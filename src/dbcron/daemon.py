@@ -9,10 +9,12 @@ systemd watchdog.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import queue
+import select
 import signal
 import socket
 import threading
@@ -97,7 +99,12 @@ class Daemon:
         self.reload_requested = False
         self.stopping = False
         self.stop_now = False
-        self._wake = threading.Event()
+        # Signal handlers only set flags and write a byte here (a self-pipe): an Event's
+        # lock, taken inside a handler that interrupted the loop holding it, deadlocks.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._dispatcher: threading.Thread | None = None
         self._due: queue.Queue[tuple[str, list[datetime] | None] | None] = queue.Queue()
         self._locks: list[int] = []
         self._last_reload: datetime | None = None
@@ -111,13 +118,24 @@ class Daemon:
 
     def on_reload_signal(self, signum: int = signal.SIGHUP, frame: FrameType | None = None) -> None:
         self.reload_requested = True
-        self._wake.set()
+        self._wake()
 
     def on_stop_signal(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
         if self.stopping:
             self.stop_now = True  # a second signal: do not wait for the drain
         self.stopping = True
-        self._wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # already full: the loop wakes anyway
+            os.write(self._wake_w, b".")
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait up to `seconds`, less if a signal handler woke us."""
+        ready, _, _ = select.select([self._wake_r], [], [], seconds)
+        if ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGHUP, self.on_reload_signal)
@@ -162,7 +180,9 @@ class Daemon:
         self.revision = self.store.tasks.revision()
         self._load(self.store.tasks.all(enabled_only=True), now, catch_up=True)
         self._resume(stale, now)
-        threading.Thread(target=self._dispatch, name="dbcron-dispatch", daemon=True).start()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="dbcron-dispatch",
+                                            daemon=True)
+        self._dispatcher.start()
         self.scheduler.start()
         self._last_reload = now
         if self.metrics is not None:
@@ -178,8 +198,9 @@ class Daemon:
     def _recover(self, now: datetime) -> list[Any]:
         """Runs left `running` by a daemon that is gone become interrupted."""
         note = "interrupted: the daemon running it stopped or died"
-        stale = self.store.runs.interrupt_expired(now + (LEASE if self._sole_owner() else
-                                                         timedelta(0)), note)
+        stale = self.store.runs.interrupt_expired(now, note)
+        if self._sole_owner():
+            stale += self.store.runs.interrupt_orphans(self.identity.daemon_id or "", now, note)
         for run in stale:
             log.warning("run %s interrupted: slot %s (daemon pid %s on %s is gone)",
                         run.task, run.scheduled_for.isoformat(), run.pid, run.host,
@@ -187,7 +208,8 @@ class Daemon:
         return stale
 
     def _sole_owner(self) -> bool:
-        """On SQLite our lock proves no other daemon lives, so its leases need not expire."""
+        """On SQLite our lock proves no other daemon lives, so its runs need not wait for
+        their leases (a `run --local` in a CLI is not a daemon and keeps its lease)."""
         return self.settings.store.startswith("sqlite")
 
     def _resume(self, stale: list[Any], now: datetime) -> None:
@@ -223,16 +245,27 @@ class Daemon:
         for row in rows:
             loaded = self._parse(row)
             if loaded is None:
+                self._unload(row.name)
                 continue
             self.tasks[row.name] = loaded
             if catch_up:
                 self._catch_up(loaded, horizons.get(row.name) or row.created_at, now)
             first = next_fire(loaded.spec, now)
-            if first is not None:
-                self.scheduler.add_job(
-                    self._on_fire, SlotTrigger(loaded.spec), args=[row.name], id=row.name,
-                    name=row.name, next_run_time=first, replace_existing=True,
-                )
+            if first is None:
+                self._unschedule(row.name)
+                continue
+            self.scheduler.add_job(
+                self._on_fire, SlotTrigger(loaded.spec), args=[row.name], id=row.name,
+                name=row.name, next_run_time=first, replace_existing=True,
+            )
+
+    def _unload(self, name: str) -> None:
+        self.tasks.pop(name, None)
+        self._unschedule(name)
+
+    def _unschedule(self, name: str) -> None:
+        if self.scheduler.get_job(name) is not None:
+            self.scheduler.remove_job(name)
 
     def _catch_up(self, loaded: _Loaded, since: datetime, now: datetime) -> None:
         task = loaded.task
@@ -251,17 +284,20 @@ class Daemon:
         """Re-read the store; add, change or remove only the jobs whose definition changed."""
         started = time.monotonic()
         self.notifier.reloading(time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
-        self.revision = self.store.tasks.revision()
+        # Read everything first: a store error here leaves the jobs as they were, and the
+        # revision unchanged, so the next tick or poll tries again.
+        revision = self.store.tasks.revision()
         digests = self.store.tasks.digests()
         gone = [n for n in self.tasks if n not in digests]
         changed = [n for n, d in digests.items() if n not in self.tasks or
                    self.tasks[n].digest != d]
-        for name in gone + [n for n in changed if n in self.tasks]:
-            self.tasks.pop(name, None)
-            if self.scheduler.get_job(name) is not None:
-                self.scheduler.remove_job(name)
         rows = self.store.tasks.get_many(changed)
+        for name in gone:
+            self._unload(name)
+        # Changed tasks are replaced in place: a slot firing meanwhile finds the old or the
+        # new definition, never none.
         self._load(rows, now, catch_up=False)
+        self.revision = revision
         self._last_reload = now
         if self.metrics is not None:
             self.metrics.reloaded(now)
@@ -292,13 +328,12 @@ class Daemon:
                     break
             if None in items or self.stopping:
                 return
-            due = [
-                (self.tasks[name].task, slot, "schedule")
-                for name, slots in (i for i in items if i is not None)
-                if name in self.tasks
-                for slot in slots or ()
-            ]
             try:
+                due: list[tuple[Task, datetime, str]] = []
+                for name, slots in (i for i in items if i is not None):
+                    loaded = self.tasks.get(name)
+                    if loaded is not None:
+                        due.extend((loaded.task, slot, "schedule") for slot in slots or ())
                 self.runner.submit_many(due, self.clock())
             except Exception:  # the store down must not kill the dispatcher
                 log.exception("could not start %d due slot(s); they are retried by catch-up "
@@ -322,14 +357,17 @@ class Daemon:
         next_beat = next_poll = next_dog = time.monotonic()
         next_housekeeping = self.clock() + timedelta(minutes=1)
         while not self.stopping:
-            self._wake.wait(tick)
-            self._wake.clear()
+            self._sleep(tick)
             now = self.clock()
             mono = time.monotonic()
             try:
                 if self.reload_requested:
                     self.reload_requested = False
-                    self.reload(now)
+                    try:
+                        self.reload(now)
+                    except Exception:
+                        self.reload_requested = True  # try again next tick
+                        raise
                 if mono >= next_poll:
                     next_poll = mono + self.settings.poll_seconds
                     if self.store.tasks.revision() != self.revision:
@@ -353,7 +391,7 @@ class Daemon:
             self.identity.daemon_id or "", now, tasks_loaded=len(self.tasks),
             last_reload_at=self._last_reload, status=self._status_line(),
         )
-        self.store.runs.renew_leases(self.identity.daemon_id or "", now + LEASE)
+        self.store.runs.renew_leases(self.runner.inflight(), now + LEASE)
         if not self._sole_owner():
             stale = self.store.runs.interrupt_expired(
                 now, "interrupted: the daemon running it stopped renewing its lease"
@@ -405,6 +443,8 @@ class Daemon:
                 break
             if self.watchdog:
                 self.notifier.watchdog()
+        if self._dispatcher is not None:
+            self._dispatcher.join(10)  # no claim may land after the interrupts below
         self.pool.close(kill_busy=True)
         self.runner.shutdown()
         now = self.clock()
@@ -415,9 +455,9 @@ class Daemon:
             log.warning("stopped with %d run(s) unfinished; marked interrupted", left)
         self.store.daemons.stopped(self.identity.daemon_id or "", now)
         self.store.close()
+        self.settings.pidfile.unlink(missing_ok=True)  # before unlocking: a new daemon's is its own
         for fd in self._locks:
             os.close(fd)
-        self.settings.pidfile.unlink(missing_ok=True)
         log.info("scheduler-daemon stopped")
 
     def run(self) -> None:

@@ -97,6 +97,7 @@ class Runner:
         self._seq = itertools.count()
         self._futures: set[Future[None]] = set()
         self._accepting = True
+        self._inflight: set[int] = set()  # claimed, not yet finished: their leases are ours
         self.writer = RunWriter(store.runs)
 
     def _claim(self, now: datetime) -> Claim:
@@ -150,10 +151,10 @@ class Runner:
             self.record(task, slot, trigger, "missed", now, why)
             return False
         limit = task.schedule.max_runs
-        if limit is not None and self.store.runs.successes(task.name) >= limit:
+        if limit is not None and self.store.runs.toward_max_runs(task.name) >= limit:
             log.info("%s: max_runs %d reached; slot %s not run", task.name, limit, slot)
             return False
-        if policy.overlap == "skip" and self._busy(task.name):
+        if policy.overlap == "skip" and trigger != "catchup" and self._busy(task.name):
             self.record(task, slot, trigger, "skipped", now, "the previous run was still running")
             return False
         return True
@@ -163,11 +164,14 @@ class Runner:
             return self._active[name] > 0 or bool(self._waiting[name])
 
     def _begin(self, attempt: _Attempt, now: datetime) -> None:
-        """A claimed slot: wait behind the running one (overlap: queue), or start."""
+        """A claimed slot: wait behind the running one (overlap: queue, and catch-up
+        slots, which run one after the other), or start."""
         task = attempt.task
+        queues = task.policy.overlap == "queue" or attempt.trigger == "catchup"
         with self._lock:
+            self._inflight.add(attempt.run_id)
             busy = self._active[task.name] > 0 or bool(self._waiting[task.name])
-            if busy and attempt.trigger != "manual" and task.policy.overlap == "queue":
+            if busy and attempt.trigger != "manual" and queues:
                 self._waiting[task.name].append(attempt)
                 return
             self._active[task.name] += 1
@@ -181,6 +185,7 @@ class Runner:
     def resume(self, task: Task, run_id: int, slot: datetime, trigger: str, attempt: int) -> None:
         """Retry an interrupted run's slot (after a crash) as its next attempt."""
         with self._lock:
+            self._inflight.add(run_id)
             self._active[task.name] += 1
         self._start(_Attempt(task, run_id, slot, trigger, attempt))
 
@@ -197,6 +202,11 @@ class Runner:
         with self._lock:
             return sum(self._active.values())
 
+    def inflight(self) -> list[int]:
+        """Run ids claimed here and not finished: the leases to renew."""
+        with self._lock:
+            return list(self._inflight)
+
     def stop_accepting(self) -> None:
         self._accepting = False
 
@@ -212,8 +222,10 @@ class Runner:
         return False
 
     def shutdown(self) -> None:
-        """Stop taking work and write every pending row update."""
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        """After the workers are gone: let run threads record what they have, then write
+        every pending row update."""
+        self._accepting = False
+        self._threads.shutdown(wait=True, cancel_futures=True)
         self.writer.close()
 
     # --- attempts ---------------------------------------------------------------------
@@ -237,6 +249,8 @@ class Runner:
             log.error("runner bug: %s", future.exception(), exc_info=future.exception())
 
     def _run_attempt(self, attempt: _Attempt) -> None:
+        if not self._accepting:
+            return  # queued before a stop: its row stays running and becomes interrupted
         task = attempt.task
         now = self.clock()
         self.writer.put(attempt.run_id, self.store.runs.start_values(
@@ -265,7 +279,9 @@ class Runner:
         if result.status == "succeeded":
             self._finish(attempt, "succeeded", result, started, late)
             return
-        if result.retryable and attempt.number <= task.policy.retries and self._accepting:
+        if result.retryable and attempt.number <= task.policy.retries:
+            if not self._accepting:
+                return  # stopping: interrupted now, retried by the next start within grace
             wait = backoff(attempt.number, self.settings.retry_backoff_seconds)
             why = f"attempt {attempt.number} failed: {mask_secrets(result.error or '')}"
             log.warning("run %s %s; retrying in %ss", task.name, why, int(wait),
@@ -280,6 +296,8 @@ class Runner:
                 late: timedelta | None) -> None:
         task = attempt.task
         now = self.clock()
+        with self._lock:
+            self._inflight.discard(attempt.run_id)
         duration = time.monotonic() - started
         error = mask_secrets(result.error) if result.error else None
         self.writer.put(attempt.run_id, self.store.runs.finish_values(

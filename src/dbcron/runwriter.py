@@ -59,9 +59,11 @@ class RunWriter:
             try:
                 self._repo.update_many(updates)
                 return
-            except Exception:  # the store briefly away: try again, then leave it to leases
-                if attempt == _TRIES:
-                    log.exception("could not record %d run update(s); their leases will "
-                                  "expire and they will show as interrupted", len(updates))
-                    return
+            except Exception:  # the store briefly away: wait and try again
                 time.sleep(attempt)
+        # Still failing: one bad update must not take the others down with it.
+        for update in updates:
+            try:
+                self._repo.update_many([update])
+            except Exception:
+                log.exception("could not record an update of run %d", update[0])

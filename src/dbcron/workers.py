@@ -87,7 +87,13 @@ class WorkerPool:
 
     def run(self, request: JobRequest, timeout: float) -> JobResult:
         """Run one attempt in a worker; TimedOut when it overruns, Stopped on a cold stop."""
-        worker = self._idle.get()
+        while True:
+            try:
+                worker = self._idle.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if self._closed:
+                    raise Stopped() from None
         with self._lock:
             self._busy.add(worker.process.pid)
         try:

@@ -11,10 +11,12 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dbcron.store.database import Database
-from dbcron.store.tables import runs
+from dbcron.store.tables import daemons, runs
 
 STATUSES = ("running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed")
 FINAL = frozenset(STATUSES) - {"running"}
+# Rows that stand for a slot of the schedule (catch-up after downtime starts after the newest).
+_SCHEDULED = ("schedule", "catchup")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class RunRow:
         for key in ("scheduled_for", "started_at", "finished_at"):
             data[key] = data[key].isoformat() if data[key] else None
         return data
+
+
+def printable(text: str | None) -> str | None:
+    """PostgreSQL refuses NUL in text; an error message quoting one must still be stored."""
+    return text.replace("\x00", "\\x00") if text else text
 
 
 def _new_id(result: Any) -> int:
@@ -156,7 +163,7 @@ class RunRepo:
         """The row's columns when a run ends."""
         return {
             "status": status, "finished_at": now, "rows": rows, "bytes": size,
-            "error": error, "lease_until": None,
+            "error": printable(error), "lease_until": None,
             "artifacts": json.dumps(artifacts) if artifacts else None,
             "result": json.dumps(result) if result is not None else None,
         }
@@ -199,40 +206,47 @@ class RunRepo:
                                     result=result, error=error)
         self.update_many([(run_id, values)])
 
-    def renew_leases(self, daemon_id: str, until: datetime) -> None:
+    def renew_leases(self, run_ids: list[int], until: datetime) -> None:
+        """Extend the leases of the runs this process has in flight (and only those)."""
         with self.db.write() as conn:
-            conn.execute(
-                update(runs)
-                .where(and_(runs.c.daemon_id == daemon_id, runs.c.status == "running"))
-                .values(lease_until=until)
-            )
-
-    def interrupt_expired(self, now: datetime, note: str) -> list[RunRow]:
-        """Runs left running by a daemon that stopped renewing its lease become interrupted."""
-        with self.db.write() as conn:
-            stale = [
-                _run(r)
-                for r in conn.execute(
-                    select(runs).where(
-                        and_(runs.c.status == "running", runs.c.lease_until < now)
-                    )
-                )
-            ]
-            if stale:
+            for k in range(0, len(run_ids), 500):
                 conn.execute(
                     update(runs)
-                    .where(runs.c.id.in_([r.id for r in stale]))
-                    .values(status="interrupted", finished_at=now, error=note, lease_until=None)
+                    .where(and_(runs.c.id.in_(run_ids[k : k + 500]), runs.c.status == "running"))
+                    .values(lease_until=until)
                 )
-        return stale
+
+    def interrupt_expired(self, now: datetime, note: str) -> list[RunRow]:
+        """Runs whose lease ran out (their process died) become interrupted.
+
+        One UPDATE ... RETURNING: when two daemons look at once, each stale run
+        is returned to exactly one of them, which alone may retry it.
+        """
+        return self._interrupt(and_(runs.c.status == "running", runs.c.lease_until < now),
+                               now, note)
+
+    def interrupt_orphans(self, alive_daemon: str, now: datetime, note: str) -> list[RunRow]:
+        """Runs of every other registered daemon: with the SQLite store lock held, those
+        daemons are certainly dead, whatever their leases say."""
+        others = select(daemons.c.id).where(daemons.c.id != alive_daemon)
+        return self._interrupt(and_(runs.c.status == "running", runs.c.daemon_id.in_(others)),
+                               now, note)
 
     def interrupt_daemon(self, daemon_id: str, now: datetime, note: str) -> int:
+        """At stop: this process's unfinished runs."""
+        return len(self._interrupt(
+            and_(runs.c.daemon_id == daemon_id, runs.c.status == "running"), now, note
+        ))
+
+    def _interrupt(self, where: Any, now: datetime, note: str) -> list[RunRow]:
+        statement = (
+            update(runs)
+            .where(where)
+            .values(status="interrupted", finished_at=now, error=note, lease_until=None)
+            .returning(*runs.c)
+        )
         with self.db.write() as conn:
-            return conn.execute(
-                update(runs)
-                .where(and_(runs.c.daemon_id == daemon_id, runs.c.status == "running"))
-                .values(status="interrupted", finished_at=now, error=note, lease_until=None)
-            ).rowcount
+            return [_run(r) for r in conn.execute(statement)]
 
     def get(self, run_id: int) -> RunRow | None:
         with self.db.read() as conn:
@@ -242,7 +256,7 @@ class RunRepo:
     def last_slot(self, task: str) -> datetime | None:
         """The newest scheduled slot on record: where catch-up after downtime starts."""
         query = select(func.max(runs.c.scheduled_for)).where(
-            and_(runs.c.task == task, runs.c.trigger == "schedule")
+            and_(runs.c.task == task, runs.c.trigger.in_(_SCHEDULED))
         )
         with self.db.read() as conn:
             found: datetime | None = conn.execute(query).scalar_one_or_none()
@@ -251,7 +265,7 @@ class RunRepo:
     def last_slots(self) -> dict[str, datetime]:
         query = (
             select(runs.c.task, func.max(runs.c.scheduled_for))
-            .where(runs.c.trigger == "schedule")
+            .where(runs.c.trigger.in_(_SCHEDULED))
             .group_by(runs.c.task)
         )
         with self.db.read() as conn:
@@ -266,15 +280,11 @@ class RunRepo:
         with self.db.read() as conn:
             return {r.task: (r.scheduled_for, r.status) for r in conn.execute(query)}
 
-    def successes(self, task: str) -> int:
+    def toward_max_runs(self, task: str) -> int:
+        """Runs that count against `max_runs`: succeeded, and running (they may succeed)."""
         query = select(func.count()).where(
-            and_(runs.c.task == task, runs.c.status == "succeeded")
+            and_(runs.c.task == task, runs.c.status.in_(("succeeded", "running")))
         )
-        with self.db.read() as conn:
-            return int(conn.execute(query).scalar_one())
-
-    def running(self, task: str) -> int:
-        query = select(func.count()).where(and_(runs.c.task == task, runs.c.status == "running"))
         with self.db.read() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -302,8 +312,16 @@ class RunRepo:
             return {s: int(n) for s, n in conn.execute(query)}
 
     def prune(self, before: datetime) -> int:
-        """Delete finished runs older than `before`; running ones are never removed."""
+        """Delete finished runs older than `before`.
+
+        Running runs stay, and so does each task's newest run: it is where
+        catch-up starts after downtime, and what `list` shows as the last result.
+        """
+        newest = select(func.max(runs.c.id)).group_by(runs.c.task)
         with self.db.write() as conn:
             return conn.execute(
-                delete(runs).where(and_(runs.c.finished_at < before, runs.c.status != "running"))
+                delete(runs).where(and_(
+                    runs.c.finished_at < before, runs.c.status != "running",
+                    runs.c.id.not_in(newest),
+                ))
             ).rowcount

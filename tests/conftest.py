@@ -91,8 +91,12 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory and state dir of its own, so no .env or var/ of the checkout leaks in."""
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A working directory and state dir of its own, so no .env or var/ of the checkout leaks in.
+
+    The environment is restored afterwards: an in-process CLI loads the test's .env into it.
+    """
+    saved = dict(os.environ)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -100,7 +104,9 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if key.startswith("DBCRON_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("DBCRON_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
+    yield tmp_path / "state"
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 class Cli:

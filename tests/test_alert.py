@@ -85,3 +85,10 @@ def test_parse_condition() -> None:
     assert parse_condition("rows").column is None
     with pytest.raises(JobError, match="bad condition"):
         parse_condition("waste_kg ~ 5")
+
+
+def test_a_boolean_column_compares_as_the_exports_write_it() -> None:
+    from dbcron.jobs.alert import evaluate
+
+    assert evaluate("late == true", ["late"], [(True,), (False,)]).matched == 1
+    assert evaluate("late != true", ["late"], [(True,), (True,)]).holds is False

@@ -253,3 +253,10 @@ def test_read_commands_never_create_a_store(run_cli: Cli, state_dir: Path) -> No
             "to where the daemon keeps it, or create one with 'manage-tasks apply'\n"
         )
     assert not state_dir.exists()
+
+
+def test_config_says_a_value_came_from_dotenv(run_cli: Cli) -> None:
+    Path(".env").write_text("DBCRON_TIMEZONE=Europe/Paris\n")
+    data = json.loads(run_cli("config", "--json").stdout)
+    assert data["DBCRON_TIMEZONE"] == {"value": "Europe/Paris",
+                                       "source": str(Path.cwd() / ".env")}

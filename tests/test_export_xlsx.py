@@ -217,3 +217,16 @@ def test_libreoffice_converts_our_file(tmp_path: Path) -> None:
     assert lines[1].startswith('1,"Привет, Ελληνικά",1.5,1.25,2026-01-02,')
     assert len(lines) == 201
     assert lines[-1].startswith("200,name 200,300,200.25,")
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_decimals_past_15_digits_are_text_not_rounded(tmp_path: Path, mixed: bool) -> None:
+    long = Decimal("12345678901234567890.5")
+    short = Decimal("1234.50")
+    rows: list[tuple[object, ...]] = [(long,), (short,)] + ([("x",)] if mixed else [])
+    writer = open_writer("xlsx", tmp_path / "d.xlsx", ["v"], OPTIONS)
+    writer.write(rows)
+    ws = openpyxl.load_workbook(writer.close()).active
+    assert ws is not None
+    assert ws.cell(row=2, column=1).value == "12345678901234567890.5"
+    assert ws.cell(row=3, column=1).value == 1234.5

@@ -7,6 +7,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from conftest import Cli
 
 LEGACY = [
@@ -75,7 +77,7 @@ def test_import_maps_every_field(run_cli: Cli, tmp_path: Path) -> None:
 
     daily = json.loads(run_cli("show", "daily-sales-report", "--json").stdout)
     assert daily["source"] == "${DAILY_SALES_REPORT_DB_URL}"
-    assert daily["schedule"] == {"cron": "30 9 * * mon-fri"}
+    assert daily["schedule"] == {"cron": "30 9 * * 1-5"}
     assert daily["export"] == {"formats": ["xlsx", "pdf"], "filename": "daily_sales-{{ today }}"}
     assert daily["email"] == {"to": ["boss@example.com", "cfo@example.com"],
                               "cc": ["audit@example.com"], "subject": "Daily sales"}
@@ -122,3 +124,50 @@ def test_bad_tasks_json_changes_nothing(run_cli: Cli, tmp_path: Path, state_dir:
         1, f"Error: {source}: line 1, column 3: invalid JSON: Expecting property name enclosed "
         "in double quotes\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("config", "cron"),
+    [
+        # APScheduler's rule: below the largest field given, the minimum; above it, "*".
+        ({"month": "1,4,7,10"}, "0 0 1 1,4,7,10 *"),
+        ({"hour": "*"}, "0 * * * *"),
+        ({"minute": "*/5"}, "*/5 * * * *"),
+        ({"day_of_week": "5-6", "hour": "9"}, "0 9 * * 6-7"),
+        ({"day_of_week": "0-6", "hour": "9", "minute": "15"}, "15 9 * * 1-7"),
+        ({"day": "1", "hour": "6"}, "0 6 1 * *"),
+    ],
+)
+def test_apscheduler_cron_fields_convert_exactly(config: dict[str, str], cron: str) -> None:
+    from dbcron.legacy import _cron
+
+    assert _cron(config) == {"cron": cron}
+
+
+def test_same_handle_different_databases_get_different_variables(
+    run_cli: Cli, tmp_path: Path
+) -> None:
+    one = {**LEGACY[2], "name": "Sales Report", "database_url": "sqlite:///one.db"}
+    two = {**LEGACY[2], "name": "sales_report", "database_url": "sqlite:///two.db"}
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps([one, two]))
+    env_file = tmp_path / "x.env"
+    assert run_cli("import", str(source), "--env-file", str(env_file)).exit_code == 0
+    assert env_file.read_text() == (
+        "SALES_REPORT_DB_URL=sqlite:///one.db\nSALES_REPORT_DB_URL_2=sqlite:///two.db\n"
+    )
+
+
+def test_a_variable_set_to_another_url_is_refused(run_cli: Cli, tmp_path: Path,
+                                                  state_dir: Path) -> None:
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps(LEGACY[2:]))
+    env_file = tmp_path / "x.env"
+    env_file.write_text("YEAR_END_DB_URL=postgresql://other:pw@elsewhere/hr\n")
+    result = run_cli("import", str(source), "--env-file", str(env_file))
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: {env_file} already sets YEAR_END_DB_URL to another value; remove or "
+        "rename it there (or pass --env-file) and import again; nothing was changed\n"
+    )
+    assert "pw" not in result.output
+    assert not (state_dir / "dbcron.db").exists()

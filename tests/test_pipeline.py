@@ -256,6 +256,17 @@ def test_quiet_alert_sends_nothing_and_keeps_nothing(
     assert list((tmp_path / "output" / "big-region").iterdir()) == []
 
 
+def test_a_quiet_alert_keeps_the_file_an_earlier_alert_mailed(
+    sqlite_sales: str, settings: Settings, smtp_server: SmtpTestServer
+) -> None:
+    fired = run(alert(sqlite_sales, "total > 0", export={"formats": ["csv"]}), settings)
+    (path,) = fired.artifacts
+    mailed = Path(path).read_bytes()
+    quiet = run(alert(sqlite_sales, "total > 1000000", export={"formats": ["csv"]}), settings)
+    assert quiet.artifacts == []
+    assert Path(path).read_bytes() == mailed
+
+
 def test_alert_on_a_missing_column_fails_naming_the_columns(
     sqlite_sales: str, settings: Settings
 ) -> None:

@@ -38,6 +38,10 @@ def source(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         url = str(request.getfixturevalue("pg_url"))
     else:
         url = str(request.getfixturevalue("mariadb_url"))
+    return with_table(url)
+
+
+def with_table(url: str) -> str:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, name VARCHAR(40))"))
@@ -97,6 +101,29 @@ def test_a_report_cannot_write(source: str, sql: str) -> None:
     assert count(source) == 10
 
 
+@pytest.mark.parametrize("sql", ["DROP TABLE t", "CREATE TABLE u (a INTEGER)"])
+def test_a_report_cannot_run_ddl(source: str, sql: str) -> None:
+    """MariaDB commits around DDL: a read-only transaction alone would let it through."""
+    with pytest.raises(JobError):
+        read({"source": source, "query": sql})
+    assert count(source) == 10
+    engine = sa.create_engine(source)
+    assert "u" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_row_limit_stops_reading_a_huge_mariadb_result(mariadb_url: str) -> None:
+    import time
+
+    with_table(mariadb_url)
+    started = time.monotonic()
+    _, batches = read({"source": mariadb_url, "query": "SELECT seq FROM seq_1_to_20000000",
+                       "row_limit": 5}, batch_rows=1000)
+    assert [r for b in batches for r in b] == [(1,), (2,), (3,), (4,), (5,)]
+    assert time.monotonic() - started < 5  # draining 20 million rows takes ~20 s
+    assert count(mariadb_url) == 10  # the pool's connection was replaced, and works
+
+
 def test_postgresql_report_runs_in_a_read_only_transaction(pg_url: str) -> None:
     # DECLARE CURSOR already refuses a bare INSERT; a function that writes
     # shows the transaction itself is read-only.
@@ -152,6 +179,20 @@ def test_max_rows_affected_rolls_everything_back(source: str) -> None:
     )
     assert caught.value.retryable is False
     assert count(source) == 10
+
+
+def test_mariadb_refuses_a_rollback_it_cannot_keep(mariadb_url: str) -> None:
+    with_table(mariadb_url)
+    task = {"source": mariadb_url, "statements": ["DELETE FROM t WHERE id < 3",
+                                                  "OPTIMIZE TABLE t"]}
+    with pytest.raises(JobError) as caught:
+        run_statements(task, {}, 10, commit=False)
+    assert str(caught.value) == (
+        "statement 2 (OPTIMIZE) commits implicitly on MariaDB/MySQL, so a dry run cannot roll "
+        "the statements back; only INSERT, UPDATE, DELETE, REPLACE, SELECT, WITH can be "
+        "rolled back"
+    )
+    assert count(mariadb_url) == 10
 
 
 def test_dry_run_statements_roll_back(source: str) -> None:

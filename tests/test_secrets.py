@@ -22,6 +22,8 @@ from dbcron.secrets import mask_secrets
         ("smtp://u:p%40ss@mail", "smtp://u:***@mail"),
         ("postgresql://u:p@ss@host/db", "postgresql://u:***@host/db"),
         ("postgresql://u:pa:ss@host/db", "postgresql://u:***@host/db"),
+        ("postgresql://bob:pa/ss@db/sales", "postgresql://bob:***@db/sales"),
+        ("mysql://u:a?b#c@h:3306/d?charset=utf8", "mysql://u:***@h:3306/d?charset=utf8"),
         (
             "error connecting to 'postgresql://a:b@h/d': refused",
             "error connecting to 'postgresql://a:***@h/d': refused",

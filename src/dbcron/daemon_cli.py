@@ -21,8 +21,9 @@ def main(store: str | None, state_dir: str | None, metrics_address: str | None) 
     from dbcron.settings import load_environment, load_settings
 
     try:
+        environ = dict(os.environ)  # before .env joins it, so `config` can tell them apart
         load_environment()
-        settings = load_settings(overrides={"store": store, "state_dir": state_dir,
+        settings = load_settings(environ, overrides={"store": store, "state_dir": state_dir,
                                             "metrics_address": metrics_address})
     except DbcronError as exc:
         raise click.ClickException(str(exc)) from None

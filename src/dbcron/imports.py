@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,15 +23,18 @@ class ImportOutcome:
     warnings: list[str]
 
 
-def import_file(store: Store, path: Path, env_file: Path, now: datetime) -> ImportOutcome:
-    """Validate everything first; only then write the env file and the store."""
+def import_file(
+    store: Callable[[], Store], path: Path, env_file: Path, now: datetime
+) -> ImportOutcome:
+    """Validate everything first; only then write the env file and open the store
+    (`store` is called then, so bad input does not even create one)."""
     converted = legacy.convert(path, legacy.read(path))
     try:
         checked = check_items(converted.items)
     except InvalidTask as exc:
         raise ImportFileError("\n".join(exc.problems)) from None
-    _append_env(env_file, converted.env)
-    result = store.tasks.upsert(checked.definitions, now, imported=converted.facts)
+    written = _append_env(env_file, converted.env)
+    result = store().tasks.upsert(checked.definitions, now, imported=converted.facts)
     renamed = [
         (facts["original_name"], name)
         for name, facts in converted.facts.items()
@@ -38,22 +42,38 @@ def import_file(store: Store, path: Path, env_file: Path, now: datetime) -> Impo
     ]
     # The URLs are now in env_file; those warnings would only confuse.
     warnings = [w for w in checked.warnings if not any(v in w for v in converted.env)]
-    env_lines = [(var, mask_secrets(url)) for var, url in converted.env.items()]
+    env_lines = [(var, mask_secrets(url)) for var, url in converted.env.items() if var in written]
     return ImportOutcome(result, renamed, env_lines, warnings)
 
 
-def _append_env(env_file: Path, env: dict[str, str]) -> None:
-    """Add VAR=url lines not already there; the file holds passwords, so it is 0600."""
+def _append_env(env_file: Path, env: dict[str, str]) -> list[str]:
+    """Add the VAR=url lines not there yet; returns the variables written.
+
+    A variable the file already sets to another value is an error, raised before
+    anything is written: the task would otherwise read some other database.
+    The file holds passwords, so it is created 0600.
+    """
     existing = env_file.read_text(encoding="utf-8") if env_file.exists() else ""
-    present = {line.split("=", 1)[0].strip() for line in existing.splitlines() if "=" in line}
+    present: dict[str, str | None] = {}
+    if existing:
+        from dotenv import dotenv_values
+
+        present = dict(dotenv_values(env_file))
+    clashes = [var for var, url in env.items() if var in present and present[var] != url]
+    if clashes:
+        raise ImportFileError(
+            f"{env_file} already sets {', '.join(clashes)} to another value; remove or rename "
+            "it there (or pass --env-file) and import again; nothing was changed"
+        )
     lines = [f"{var}={_quote(url)}\n" for var, url in env.items() if var not in present]
     if not lines:
-        return
+        return []
     fd = os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         if existing and not existing.endswith("\n"):
             handle.write("\n")
         handle.writelines(lines)
+    return [var for var in env if var not in present]
 
 
 def _quote(value: str) -> str:

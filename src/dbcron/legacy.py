@@ -19,7 +19,6 @@ from typing import Any
 from dbcron.errors import ImportFileError
 from dbcron.secrets import mask_secrets
 
-_APS_DOW = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _STAT_FIELDS = ("task_id", "database_type", "created_at", "last_run", "next_run",
                 "run_count", "error_count", "last_error", "excel_path", "pdf_path")
 
@@ -84,7 +83,10 @@ def convert(path: Path, entries: list[Any]) -> Imported:
         if url:
             var = url_vars.get(url)
             if var is None:
-                var = re.sub(r"[^A-Z0-9]+", "_", name.upper()) + "_DB_URL"
+                base = re.sub(r"[^A-Z0-9]+", "_", name.upper()) + "_DB_URL"
+                var, n = base, 2
+                while var in out.env:  # "Sales Report" and "sales_report": two databases
+                    var, n = f"{base}_{n}", n + 1
                 url_vars[url] = var
                 out.env[var] = str(url)
             data["source"] = "${" + var + "}"
@@ -172,30 +174,35 @@ def _schedule(entry: Mapping[str, Any]) -> dict[str, Any]:
     raise ValueError(f"schedule_type: {kind!r} is not one of cron, interval, once")
 
 
+# APScheduler's cron fields, largest first, with the minimum a field below the
+# largest given one defaults to (week and day_of_week stay "*").
+_APS_FIELDS = (("year", "*"), ("month", "1"), ("day", "1"), ("week", "*"),
+               ("day_of_week", "*"), ("hour", "0"), ("minute", "0"), ("second", "0"))
+
+
 def _cron(config: Mapping[str, Any]) -> dict[str, Any]:
-    known = {"year", "month", "day", "week", "day_of_week", "hour", "minute", "second"}
-    unknown = set(config) - known
+    unknown = set(config) - {name for name, _ in _APS_FIELDS}
     if unknown:
         raise ValueError(f"schedule_config: unknown cron fields {sorted(unknown)}")
-
-    def get(key: str, default: str) -> str:
-        value = config.get(key)
-        return default if value in (None, "") else str(value).replace(" ", "")
-
-    if get("week", "*") != "*":
-        raise ValueError("schedule_config.week: ISO week numbers have no cron equivalent")
-    if get("second", "0") not in ("0", "00"):
-        raise ValueError("schedule_config.second: dbcron schedules to the minute; use 0")
-    # APScheduler: fields below the largest one given default to their minimum.
-    larger = [k for k in ("year", "month", "day", "day_of_week") if get(k, "*") != "*"]
-    hour = get("hour", "0" if larger else "*")
-    minute = get("minute", "0" if larger or hour != "*" else "*")
-    schedule: dict[str, Any] = {
-        "cron": " ".join(
-            [minute, hour, get("day", "*"), get("month", "*"), _dow(get("day_of_week", "*"))]
-        )
+    # APScheduler: a field counts as given when it is not None (an explicit "*"
+    # too); fields below the largest given one default to their minimum, fields
+    # above it to "*". {"month": "1,4,7,10"} is the 1st of each quarter at 00:00.
+    given = [i for i, (name, _) in enumerate(_APS_FIELDS) if config.get(name) not in (None, "")]
+    largest = given[0] if given else len(_APS_FIELDS)
+    field = {
+        name: str(config[name]).replace(" ", "") if i in given
+        else (minimum if i > largest else "*")
+        for i, (name, minimum) in enumerate(_APS_FIELDS)
     }
-    year = get("year", "*")
+    if field["week"] != "*":
+        raise ValueError("schedule_config.week: ISO week numbers have no cron equivalent")
+    if field["second"] not in ("0", "00"):
+        raise ValueError("schedule_config.second: dbcron schedules to the minute; use 0")
+    schedule: dict[str, Any] = {
+        "cron": " ".join([field["minute"], field["hour"], field["day"], field["month"],
+                          _dow(field["day_of_week"])])
+    }
+    year = field["year"]
     if year != "*":
         if not year.isdigit():
             raise ValueError(f"schedule_config.year: {year!r}; only a single year is supported")
@@ -205,5 +212,6 @@ def _cron(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _dow(value: str) -> str:
-    """APScheduler counts weekdays from Monday = 0; cron from Sunday = 0."""
-    return re.sub(r"(?<!/)\d+", lambda m: _APS_DOW[int(m.group()) % 7], value)
+    """APScheduler counts weekdays Monday = 0 .. Sunday = 6; cron Monday = 1 .. Sunday = 7,
+    so ranges such as 5-6 (Saturday-Sunday) stay ranges: 6-7."""
+    return re.sub(r"(?<![/\d])\d+", lambda m: str(int(m.group()) % 7 + 1), value)

@@ -11,12 +11,12 @@ import re
 
 MASK = "***"
 
-# scheme://user:password@host -> the password runs to the last "@" of the
-# authority, so an unescaped "@" inside it is still masked whole. It stops at
-# "/", "?", "#" and whitespace, where the authority ends. Over-masking a rare
-# odd URL is acceptable; leaking part of a password is not.
+# scheme://user:password@host -> the password runs to the last "@" before the
+# next whitespace, so an unescaped "@", "/", "?" or "#" inside it (SQLAlchemy
+# accepts them) is still masked whole. Over-masking a rare odd URL (an "@" in
+# its path) is acceptable; leaking part of a password is not.
 _URL_USERINFO = re.compile(
-    r"(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^\s/?#]*)@"
+    r"(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<password>\S*)@"
 )
 
 # password=..., PWD=...; (ODBC), ?password=...& (URL query), DBCRON_SMTP_PASSWORD=...

@@ -6,6 +6,7 @@ Opened lazily, so `--help` and `schema` never import SQLAlchemy.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
@@ -29,8 +30,10 @@ class App:
         if self._settings is None:
             from dbcron.settings import load_environment, load_settings
 
+            # Settings read .env themselves, to say which values came from it.
+            environ = dict(os.environ)
             load_environment()
-            self._settings = load_settings(overrides=self.overrides)
+            self._settings = load_settings(environ, overrides=self.overrides)
         return self._settings
 
     @property

@@ -117,6 +117,8 @@ def _comparable(cell: Any, wanted: Decimal | str) -> Decimal | str | None:
     if isinstance(cell, date):
         # ISO dates order as strings, so "logged_on < 2026-03-01" works.
         return cell.isoformat()
+    if isinstance(cell, bool):
+        return "true" if cell else "false"  # as the exports write them: "late == true"
     return str(cell)
 
 

@@ -111,14 +111,7 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         formats = list(export.formats) if export else []
         output = _consume(stream, formats, out_dir, stem, options, condition)
 
-    found: Verdict | None = None
-    if condition is not None:
-        found = verdict(condition, output.matched, output.rows)
-        if not found.holds:
-            # A quiet alert leaves nothing behind: it runs every few minutes.
-            for path in output.files:
-                path.unlink(missing_ok=True)
-            output.files = []
+    found = verdict(condition, output.matched, output.rows) if condition is not None else None
 
     notes = [found.reason] if found else []
     if task.row_limit is not None and output.rows >= task.row_limit:
@@ -224,7 +217,7 @@ def _consume(
     condition: Condition | None,
 ) -> _Output:
     """Read the result once: every batch to every writer, the condition, the preview."""
-    from dbcron.jobs.alert import row_predicate
+    from dbcron.jobs.alert import row_predicate, verdict
     from dbcron.jobs.export import Writer, open_writer, safe_filename
 
     output = _Output(stream.columns)
@@ -244,7 +237,13 @@ def _consume(
             if test is not None:
                 output.matched += sum(1 for row in batch if test(row))
             output.rows += len(batch)
-        output.files = [writer.close() for writer in writers]
+        if condition is not None and not verdict(condition, output.matched, output.rows).holds:
+            # A quiet alert leaves nothing behind (it runs every few minutes), and must
+            # not replace the same-named file an earlier alert mailed.
+            for writer in writers:
+                writer.abort()
+        else:
+            output.files = [writer.close() for writer in writers]
     except BaseException:
         for writer in writers:
             writer.abort()

@@ -125,22 +125,42 @@ def stream_query(
         )
         if not result.returns_rows:
             raise JobError("the query returned no result set (is it a SELECT?)", retryable=False)
+        stream = _Batches(result.partitions(batch_rows), limit)
         try:
             columns = list(map(str, result.keys()))
-            yield QueryStream(columns, _batches(result.partitions(batch_rows), limit))
+            yield QueryStream(columns, iter(stream))
         finally:
-            result.close()
+            if stream.cut and conn.dialect.name == "mysql":
+                # pymysql's streaming cursor reads every remaining row on close: a
+                # row_limit of 10 over 20 million rows would still fetch them all.
+                # Drop the connection instead, telling the cursor there is nothing to
+                # drain (else its __del__ reads from the closed socket and complains).
+                pending = getattr(getattr(result, "cursor", None), "_result", None)
+                if pending is not None:
+                    pending.unbuffered_active = False
+                conn.invalidate()
+            else:
+                result.close()
 
 
-def _batches(partitions: Iterator[Sequence[Row]], limit: int | None) -> Iterator[list[Row]]:
-    seen = 0
-    for part in partitions:
-        batch = list(part)
-        if limit is not None and seen + len(batch) >= limit:
-            yield batch[: limit - seen]
-            return
-        seen += len(batch)
-        yield batch
+class _Batches:
+    """Batches up to the row limit; `cut` tells whether rows were left unread."""
+
+    def __init__(self, partitions: Iterator[Sequence[Row]], limit: int | None) -> None:
+        self._partitions = partitions
+        self._limit = limit
+        self.cut = False
+
+    def __iter__(self) -> Iterator[list[Row]]:
+        seen = 0
+        for part in self._partitions:
+            batch = list(part)
+            if self._limit is not None and seen + len(batch) >= self._limit:
+                self.cut = True
+                yield batch[: self._limit - seen]
+                return
+            seen += len(batch)
+            yield batch
 
 
 def run_statements(
@@ -161,6 +181,9 @@ def run_statements(
     url = expand_source(task["source"])
     params = render_params(task.get("params", {}), variables)
     cap: int | None = task.get("max_rows_affected")
+    if url.startswith("mysql") and (cap is not None or not commit):
+        _refuse_implicit_commits(task["statements"], "a dry run" if not commit
+                                 else "max_rows_affected")
     counts: list[int] = []
     with (
         _errors("statement", url, timeout),
@@ -189,6 +212,23 @@ def run_statements(
         else:
             conn.rollback()
     return counts
+
+
+_ROLLBACKABLE = ("insert", "update", "delete", "replace", "select", "with")
+
+
+def _refuse_implicit_commits(statements: Sequence[str], needs: str) -> None:
+    """MariaDB/MySQL commit before and after DDL, OPTIMIZE, TRUNCATE...: a rollback
+    cannot undo what came before them, so promising one would be a lie."""
+    for number, statement in enumerate(statements, start=1):
+        words = statement.split(None, 1)
+        if words and words[0].lower() not in _ROLLBACKABLE:
+            raise JobError(
+                f"statement {number} ({words[0].upper()}) commits implicitly on "
+                f"MariaDB/MySQL, so {needs} cannot roll the statements back; "
+                f"only {', '.join(w.upper() for w in _ROLLBACKABLE)} can be rolled back",
+                retryable=False,
+            )
 
 
 @contextlib.contextmanager
@@ -243,14 +283,18 @@ def _mysql(conn: Connection, timeout: float, read_only: bool) -> Iterator[None]:
     conn.exec_driver_sql(f"SET SESSION {variable} = {value}")
     try:
         if read_only:
-            # Ends the implicit transaction the SET opened and starts one the
-            # server refuses to write in; the rollback below ends it.
+            # DDL commits the current transaction implicitly and runs in a new one, so
+            # a read-only transaction alone lets DROP TABLE through: the session's
+            # next transactions are made read-only too (error 1792 for any write).
+            conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
             conn.exec_driver_sql("START TRANSACTION READ ONLY")
         yield
     finally:
         with _invalidate_on_error(conn):
             if conn.in_transaction() and read_only:
                 conn.rollback()
+            if read_only:
+                conn.exec_driver_sql("SET SESSION TRANSACTION READ WRITE")
             conn.exec_driver_sql(f"SET SESSION {variable} = DEFAULT")
 
 

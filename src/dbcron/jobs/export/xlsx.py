@@ -128,8 +128,12 @@ def _any_cell(ref: str, value: object, tz: dt.tzinfo) -> str:
         if -_EXACT_INT < value < _EXACT_INT:
             return f'<c r="{ref}"><v>{value}</v></c>'
         return _text_cell(ref, str(value))
-    if isinstance(value, float | Decimal):
-        if value.is_finite() if isinstance(value, Decimal) else math.isfinite(value):
+    if isinstance(value, Decimal):
+        if _exact_decimal(value):
+            return f'<c r="{ref}"><v>{value}</v></c>'
+        return _text_cell(ref, str(value))
+    if isinstance(value, float):
+        if math.isfinite(value):
             return f'<c r="{ref}"><v>{value}</v></c>'
         return _text_cell(ref, str(value))
     if isinstance(value, dt.datetime):
@@ -177,7 +181,7 @@ def _column_cells(
         return [f'<c r="{L}{n}"><v>{v}</v></c>' if v is not None else "" for n, v in pairs]
     if types == {float} and all(map(math.isfinite, values)):
         return [f'<c r="{L}{n}"><v>{v!r}</v></c>' if v is not None else "" for n, v in pairs]
-    if types == {Decimal} and all(v.is_finite() for v in values):
+    if types == {Decimal} and all(map(_exact_decimal, values)):
         return [f'<c r="{L}{n}"><v>{v}</v></c>' if v is not None else "" for n, v in pairs]
     if types == {bool}:
         return [f'<c r="{L}{n}" t="b"><v>{v:d}</v></c>' if v is not None else "" for n, v in pairs]
@@ -298,6 +302,12 @@ class _ZipSink:
                 with contextlib.suppress(Exception):
                     entry.close()
 
+
+
+def _exact_decimal(value: Decimal) -> bool:
+    """Excel keeps 15 significant digits: a longer NUMERIC (an id, a bigint sum) is
+    written as text rather than silently rounded."""
+    return value.is_finite() and len(value.as_tuple().digits) <= 15
 
 class XlsxWriter:
     def __init__(

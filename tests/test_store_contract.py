@@ -95,7 +95,7 @@ def test_history_latest_counts_and_prune(store: Store) -> None:
     assert [r.status for r in store.runs.history("a")] == ["missed", "failed", "succeeded"]
     assert [r.status for r in store.runs.history(status="failed")] == ["failed"]
     assert store.runs.latest_status()["a"] == (NOW + timedelta(minutes=2), "missed")
-    assert store.runs.last_slot("a") == NOW + timedelta(minutes=2)
+    assert store.runs.last_slots() == {"a": NOW + timedelta(minutes=2)}
     assert store.runs.counts_since(NOW) == {"succeeded": 1, "failed": 1, "missed": 1}
     assert store.runs.toward_max_runs("a") == 1
     assert store.runs.prune(NOW + timedelta(minutes=1, seconds=30)) == 2

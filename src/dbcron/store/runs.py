@@ -253,15 +253,6 @@ class RunRepo:
             r = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         return _run(r) if r is not None else None
 
-    def last_slot(self, task: str) -> datetime | None:
-        """The newest scheduled slot on record: where catch-up after downtime starts."""
-        query = select(func.max(runs.c.scheduled_for)).where(
-            and_(runs.c.task == task, runs.c.trigger.in_(_SCHEDULED))
-        )
-        with self.db.read() as conn:
-            found: datetime | None = conn.execute(query).scalar_one_or_none()
-            return found
-
     def last_slots(self) -> dict[str, datetime]:
         query = (
             select(runs.c.task, func.max(runs.c.scheduled_for))

@@ -170,17 +170,21 @@ class Status:
 
 
 def status(store: Store, settings: Settings, now: datetime, count: int = 5) -> Status:
-    from dbcron.schedule import ScheduleSpec, next_fire
+    from dbcron.catalog import spec_from_json
+    from dbcron.schedule import next_fire
 
     daemons = store.daemons.latest()
     live = next((d for d in daemons if d.alive(now)), None)
     upcoming: list[tuple[datetime, str]] = []
-    for row in store.tasks.all(enabled_only=True):
-        at = next_fire(ScheduleSpec.from_dict(row.data["schedule"], settings.timezone), now)
+    enabled: set[str] = set()
+    for name, _kind, is_enabled, schedule in store.tasks.summaries():
+        if not is_enabled:
+            continue
+        enabled.add(name)
+        at = next_fire(spec_from_json(schedule, settings.timezone), now)
         if at is not None:
-            upcoming.append((at, row.name))
+            upcoming.append((at, name))
     upcoming.sort()
-    enabled = set(store.tasks.digests())
     failing = sorted(
         name for name, (_slot, last) in store.runs.latest_status().items()
         if name in enabled and last in FINAL - {"succeeded", "skipped"}

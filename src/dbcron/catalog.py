@@ -123,7 +123,7 @@ class Listed:
 
 
 @lru_cache(maxsize=4096)
-def _spec(schedule_json: str, default_tz: str) -> ScheduleSpec:
+def spec_from_json(schedule_json: str, default_tz: str) -> ScheduleSpec:
     """Parsed once per distinct schedule: many tasks share one."""
     return ScheduleSpec.from_dict(json.loads(schedule_json), default_tz)
 
@@ -132,7 +132,7 @@ def listing(store: Store, settings: Settings, now: datetime) -> list[Listed]:
     latest = store.runs.latest_status()
     result = []
     for name, kind, enabled, schedule in store.tasks.summaries():
-        spec = _spec(schedule, settings.timezone)
+        spec = spec_from_json(schedule, settings.timezone)
         last_run, last_status = latest.get(name, (None, None))
         result.append(
             Listed(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from dbcron.cli.app import App, local, pass_app, print_json, table
+
+if TYPE_CHECKING:
+    from dbcron.store import RunRow
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
@@ -44,12 +49,10 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
     if as_json:
         print_json(outcome.to_json())
     else:
-        took = (outcome.finished_at - outcome.started_at).total_seconds() if (
-            outcome.finished_at and outcome.started_at) else 0.0
         rows = "" if outcome.rows is None else f", {outcome.rows} row" + (
             "" if outcome.rows == 1 else "s")
         tries = f" after {outcome.attempt} attempts" if outcome.attempt > 1 else ""
-        click.echo(f"run {outcome.id} of {name}: {outcome.status}{tries} in {took:.1f}s{rows}")
+        click.echo(f"run {outcome.id} of {name}: {outcome.status}{tries} in {_took(outcome)}{rows}")
         for path in outcome.artifacts:
             click.echo(f"  {path}")
     if outcome.status != "succeeded":
@@ -90,8 +93,8 @@ def history(app: App, name: str | None, status: str | None, since: str | None, l
     )
 
 
-def _took(run: object) -> str:
-    started, finished = getattr(run, "started_at", None), getattr(run, "finished_at", None)
+def _took(run: RunRow) -> str:
+    started, finished = run.started_at, run.finished_at
     if started is None or finished is None:
         return "-"
     return f"{(finished - started).total_seconds():.1f}s"

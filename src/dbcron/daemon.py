@@ -387,9 +387,10 @@ class Daemon:
                 self.notifier.watchdog()
 
     def _beat(self, now: datetime) -> None:
+        line = self._status()
         self.store.daemons.beat(
             self.identity.daemon_id or "", now, tasks_loaded=len(self.tasks),
-            last_reload_at=self._last_reload, status=self._status_line(),
+            last_reload_at=self._last_reload, status=line,
         )
         self.store.runs.renew_leases(self.runner.inflight(), now + LEASE)
         if not self._sole_owner():
@@ -397,14 +398,14 @@ class Daemon:
                 now, "interrupted: the daemon running it stopped renewing its lease"
             )
             self._resume(stale, now)
-        self._status()
 
-    def _status(self) -> None:
-        """STATUS= for `systemctl status`, sent only when the line changed."""
+    def _status(self) -> str:
+        """STATUS= for `systemctl status`, sent only when the line changed; returns it."""
         line = self._status_line()
         if line != self._last_status:
             self._last_status = line
             self.notifier.status(line)
+        return line
 
     def _housekeeping(self, now: datetime) -> None:
         def work() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 TESTS = Path(__file__).parent
-DAEMON = [sys.executable, "-c", "from dbcron.daemon_cli import main; main()"]
+DAEMON = [sys.executable, "-c", "from dbcron.daemon.main import main; main()"]
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:

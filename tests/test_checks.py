@@ -14,13 +14,13 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import make_settings
-from dbcron.checks import CheckFailed, check_email, check_source
 from dbcron.cli import Group
 from dbcron.cli.app import App
 from dbcron.cli.checks import COMMANDS
-from dbcron.housekeeping import prune
+from dbcron.daemon.housekeeping import prune
 from dbcron.model import Task
-from dbcron.preview import NoSlot, dry_run, slot_for
+from dbcron.services.checks import CheckFailed, check_email, check_source
+from dbcron.services.dry_run import NoSlot, dry_run, slot_for
 from dbcron.store import Claim, Store, open_store
 from smtp_server import SmtpTestServer, free_port
 

@@ -387,7 +387,7 @@ def test_a_local_run_survives_a_daemon_starting_beside_it(
 def test_signal_handlers_only_set_flags_and_wake_the_loop(tmp_path: Path) -> None:
     import time
 
-    from dbcron.daemon import Daemon
+    from dbcron.daemon.lifecycle import Daemon
     from dbcron.settings import load_settings
 
     d = Daemon(load_settings(environ={"DBCRON_STATE_DIR": str(tmp_path)}, cwd=tmp_path), {})

@@ -139,7 +139,7 @@ def test_bad_tasks_json_changes_nothing(run_cli: Cli, tmp_path: Path, state_dir:
     ],
 )
 def test_apscheduler_cron_fields_convert_exactly(config: dict[str, str], cron: str) -> None:
-    from dbcron.legacy import _cron
+    from dbcron.services.legacy import _cron
 
     assert _cron(config) == {"cron": cron}
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dbcron.jobs.mail import (
+from dbcron.jobs.mail.send import (
     OutboxMailer,
     PermanentMailError,
     Security,

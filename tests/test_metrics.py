@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dbcron.metrics import Metrics, parse_address
+from dbcron.daemon.metrics import Metrics, parse_address
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -163,9 +163,9 @@ def test_parse_address_errors(address: str, message: str) -> None:
 
 def test_prometheus_client_is_imported_lazily() -> None:
     code = (
-        "import sys, dbcron.metrics; "
+        "import sys, dbcron.daemon.metrics; "
         "assert 'prometheus_client' not in sys.modules, 'imported eagerly'; "
-        "dbcron.metrics.Metrics(); "
+        "dbcron.daemon.metrics.Metrics(); "
         "assert 'prometheus_client' in sys.modules"
     )
     src = str(Path(__file__).resolve().parents[1] / "src")

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from conftest import make_settings
 from dbcron.jobs import JobRequest, JobResult, execute
-from dbcron.jobs.mail import make_message_id
+from dbcron.jobs.mail.send import make_message_id
 from dbcron.jobs.pipeline import notify_failure
 from dbcron.jobs.query import dispose_engines
 from dbcron.model import Task

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from dbcron.daemon.runner import Identity, Runner, backoff
+from dbcron.daemon.worker_pool import WorkerPool
 from dbcron.model import Task
-from dbcron.runner import Identity, Runner, backoff
 from dbcron.schedule import jitter_for
 from dbcron.settings import load_settings
 from dbcron.store import Store, open_store
-from dbcron.workers import WorkerPool
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dbcron.sdnotify import Notifier, watchdog_interval
+from dbcron.daemon.sdnotify import Notifier, watchdog_interval
 
 
 def _receive(sock: socket.socket) -> str:

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from dbcron.catchup import plan_catchup
+from dbcron.daemon.catchup import plan_catchup
+from dbcron.daemon.scheduler import SlotExecutor, SlotTrigger
 from dbcron.schedule import ScheduleSpec, next_fire
-from dbcron.trigger import SlotExecutor, SlotTrigger
 from test_schedule import DST_TABLE, _start
 
 

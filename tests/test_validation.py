@@ -9,7 +9,7 @@ import pytest
 
 from dbcron.errors import InvalidTask
 from dbcron.model import Task, json_schema
-from dbcron.taskfiles import read_documents
+from dbcron.services.task_files import read_documents
 from dbcron.validation import parse_task, parse_tasks
 
 BASE: dict[str, Any] = {

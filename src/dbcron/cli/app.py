@@ -59,7 +59,7 @@ class App:
 
     def changed(self) -> None:
         """After a store change: tell a local daemon to reload, and say so."""
-        from dbcron.control import reload_daemon
+        from dbcron.services.local_daemon import reload_daemon
 
         click.echo(reload_daemon(self.settings.pidfile), err=True)
 

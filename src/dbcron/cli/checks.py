@@ -12,7 +12,7 @@ from dbcron.cli.app import App, pass_app
 @pass_app
 def test_email(app: App, address: str) -> None:
     """Send a test mail with the current settings and say what is wrong, if anything."""
-    from dbcron.checks import check_email
+    from dbcron.services.checks import check_email
 
     click.echo(check_email(app.settings, address, app.now()))
 
@@ -22,7 +22,7 @@ def test_email(app: App, address: str) -> None:
 @pass_app
 def test_source(app: App, target: str) -> None:
     """Connect to a task's source (or a URL), run SELECT 1 and name the server."""
-    from dbcron.checks import check_source
+    from dbcron.services.checks import check_source
 
     if "://" in target or "${" in target:
         click.echo(check_source(target, app.settings))
@@ -39,7 +39,7 @@ def test_source(app: App, target: str) -> None:
 @pass_app
 def prune(app: App) -> None:
     """Delete run history and exported files past their keep days; say what went."""
-    from dbcron.housekeeping import prune as prune_now
+    from dbcron.daemon.housekeeping import prune as prune_now
 
     click.echo(prune_now(app.store, app.settings, app.now()).describe())
 

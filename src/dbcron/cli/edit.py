@@ -22,15 +22,15 @@ def _print_warnings(warnings: list[str]) -> None:
 @pass_app
 def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
     """Create or update the tasks declared in YAML files or directories."""
-    from dbcron import catalog
+    from dbcron.services import tasks
 
-    checked = catalog.check_paths(paths)
+    checked = tasks.check_paths(paths)
     _print_warnings(checked.warnings)
     if prune:
-        doomed = catalog.prune_candidates(app.store, checked.names)
+        doomed = tasks.prune_candidates(app.store, checked.names)
         if doomed:
             confirm_or_yes(f"Delete {len(doomed)} task(s): {', '.join(doomed)}?", yes)
-    result = catalog.apply(app.store, checked, app.now(), prune=prune)
+    result = tasks.apply(app.store, checked, app.now(), prune=prune)
     click.echo(
         f"{len(result.created)} created, {len(result.updated)} updated, "
         f"{len(result.unchanged)} unchanged, {len(result.removed)} removed"
@@ -47,9 +47,9 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 def validate(paths: tuple[str, ...]) -> None:
     """Check task files without touching the store."""
-    from dbcron import catalog
+    from dbcron.services import tasks
 
-    checked = catalog.check_paths(paths)
+    checked = tasks.check_paths(paths)
     _print_warnings(checked.warnings)
     click.echo(f"{len(checked.definitions)} task(s) valid: {', '.join(checked.names)}")
 
@@ -90,19 +90,19 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
 @pass_app
 def add(app: App, /, from_file: str | None, **flags: Any) -> None:
     """Add a task: prompts on a terminal for what the flags leave out."""
-    from dbcron import catalog
+    from dbcron.services import tasks
 
     if from_file:
-        checked = catalog.check_paths([from_file])
+        checked = tasks.check_paths([from_file])
         exists = set(checked.names) & set(app.store.tasks.names())
         if exists:
             raise click.ClickException(
                 f"task(s) exist already: {', '.join(sorted(exists))}; use 'apply' to update"
             )
-        catalog.apply(app.store, checked, app.now())
+        tasks.apply(app.store, checked, app.now())
     else:
         data = _gather(flags, interactive=sys.stdin.isatty())
-        checked = catalog.add(app.store, data, "add", app.now())
+        checked = tasks.add(app.store, data, "add", app.now())
     _print_warnings(checked.warnings)
     click.echo(f"added {', '.join(checked.names)}")
     app.changed()
@@ -166,10 +166,10 @@ def edit(app: App, name: str) -> None:
     """Edit a task's YAML in $EDITOR; it is saved only if it is valid."""
     import yaml
 
-    from dbcron import catalog
-    from dbcron.taskfiles import dump_yaml
+    from dbcron.services import tasks
+    from dbcron.services.task_files import dump_yaml
 
-    original = dump_yaml(catalog.get(app.existing_store, name).data)
+    original = dump_yaml(tasks.get(app.existing_store, name).data)
     edited = click.edit(original, extension=".yaml")
     if edited is None or edited == original:
         click.echo("no change")
@@ -180,7 +180,7 @@ def edit(app: App, name: str) -> None:
         raise click.ClickException(
             f"edited task '{name}': invalid YAML, nothing saved: {exc}"
         ) from None
-    result = catalog.replace(app.existing_store, name, data, app.now())
+    result = tasks.replace(app.existing_store, name, data, app.now())
     if result.changed:
         click.echo(f"updated {name}")
         app.changed()
@@ -195,9 +195,9 @@ def _toggle(enabled: bool) -> click.Command:
     @click.argument("name")
     @pass_app
     def command(app: App, name: str) -> None:
-        from dbcron import catalog
+        from dbcron.services import tasks
 
-        if catalog.set_enabled(app.existing_store, name, enabled, app.now()):
+        if tasks.set_enabled(app.existing_store, name, enabled, app.now()):
             click.echo(f"{verb}d {name}")
             app.changed()
         else:
@@ -212,11 +212,11 @@ def _toggle(enabled: bool) -> click.Command:
 @pass_app
 def delete(app: App, name: str, yes: bool) -> None:
     """Delete a task (its run history stays)."""
-    from dbcron import catalog
+    from dbcron.services import tasks
 
-    catalog.get(app.existing_store, name)
+    tasks.get(app.existing_store, name)
     confirm_or_yes(f"Delete task {name}?", yes)
-    catalog.delete(app.existing_store, name)
+    tasks.delete(app.existing_store, name)
     click.echo(f"deleted {name}")
     app.changed()
 

@@ -19,7 +19,7 @@ from dbcron.cli.app import App, pass_app
 @pass_app
 def import_(app: App, file: Path, env_file: Path) -> None:
     """Import tasks.json: tasks into the store, database URLs into the env file."""
-    from dbcron import imports
+    from dbcron.services import imports
 
     outcome = imports.import_file(lambda: app.store, file, env_file, app.now())
     for line in outcome.warnings:

@@ -30,7 +30,7 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
     if not dry_run and (as_of or out_dir or to):
         raise click.UsageError("--as-of, --out and --to go with --dry-run")
     if dry_run:
-        from dbcron.preview import dry_run as preview
+        from dbcron.services.dry_run import dry_run as preview
 
         result = preview(app.existing_store, app.settings, name, as_of, out_dir, to, app.now())
         if as_json:
@@ -42,7 +42,7 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
         if result.status != "succeeded":
             raise click.ClickException(result.error or "dry run failed")
         return
-    from dbcron.activity import run_now
+    from dbcron.services.runs import run_now
 
     outcome = run_now(app.existing_store, app.settings, name, app.now, local,
                       lambda line: click.echo(line, err=True))
@@ -69,14 +69,14 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
 def history(app: App, name: str | None, status: str | None, since: str | None, limit: int,
             as_json: bool) -> None:
     """Past runs, newest first: when due, started, ended, status, rows, error."""
-    from dbcron import activity
+    from dbcron.services import runs
 
-    start = activity.parse_since(since, app.now(), app.settings.timezone) if since else None
-    runs = activity.history(app.existing_store, name, status, start, limit)
+    start = runs.parse_since(since, app.now(), app.settings.timezone) if since else None
+    found = runs.history(app.existing_store, name, status, start, limit)
     if as_json:
-        print_json([r.to_json() for r in runs])
+        print_json([r.to_json() for r in found])
         return
-    if not runs:
+    if not found:
         click.echo("no runs")
         return
     tz = app.settings.timezone
@@ -87,7 +87,7 @@ def history(app: App, name: str | None, status: str | None, since: str | None, l
                 _took(r), "-" if r.rows is None else str(r.rows),
                 (r.error or "").splitlines()[0][:80] if r.error else "",
             ]
-            for r in runs
+            for r in found
         ],
         ["ID", "TASK", "SLOT", "STATUS", "TOOK", "ROWS", "ERROR"],
     )
@@ -107,12 +107,12 @@ def _took(run: RunRow) -> str:
 @pass_app
 def status(app: App, check: bool, as_json: bool) -> None:
     """Is the daemon alive, since when, what is due next, what ran in 24 h."""
-    from dbcron import activity
+    from dbcron.services import runs
 
     now = app.now()
-    report = activity.status(app.existing_store, app.settings, now)
+    report = runs.status(app.existing_store, app.settings, now)
     if check:
-        healthy, line = activity.health(report)
+        healthy, line = runs.health(report)
         click.echo(line)
         if not healthy:
             raise click.exceptions.Exit(1)

@@ -16,9 +16,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 @pass_app
 def list_(app: App, as_json: bool) -> None:
     """Tasks with their schedule in words, next run and last result."""
-    from dbcron import catalog
+    from dbcron.services import tasks
 
-    rows = catalog.listing(app.existing_store, app.settings, app.now())
+    rows = tasks.listing(app.existing_store, app.settings, app.now())
     if as_json:
         print_json([r.to_json() for r in rows])
         return
@@ -46,10 +46,10 @@ def list_(app: App, as_json: bool) -> None:
 @pass_app
 def show(app: App, name: str, as_json: bool) -> None:
     """A task's definition (secrets masked), next 5 fire times and last runs."""
-    from dbcron import catalog
-    from dbcron.taskfiles import dump_yaml
+    from dbcron.services import tasks
+    from dbcron.services.task_files import dump_yaml
 
-    data = catalog.detail(app.existing_store, name, app.settings, app.now())
+    data = tasks.detail(app.existing_store, name, app.settings, app.now())
     if as_json:
         data.pop("schedule_text")
         print_json(data)
@@ -81,14 +81,14 @@ def show(app: App, name: str, as_json: bool) -> None:
 @pass_app
 def next_(app: App, name: str, count: int, start: str | None, as_json: bool) -> None:
     """The next N times a task fires."""
-    from dbcron import catalog
+    from dbcron.services import tasks
 
     begin = _instant(start, app) if start else app.now()
-    times = catalog.upcoming(app.existing_store, name, count, begin, app.settings)
+    times = tasks.upcoming(app.existing_store, name, count, begin, app.settings)
     if as_json:
         print_json([t.isoformat() for t in times])
         return
-    tz = catalog.spec_of(catalog.get(app.existing_store, name), app.settings).tz
+    tz = tasks.spec_of(tasks.get(app.existing_store, name), app.settings).tz
     for t in times:
         click.echo(t.astimezone(tz).isoformat())
     if not times:
@@ -116,15 +116,15 @@ def _instant(text: str, app: App) -> datetime:
 @pass_app
 def export(app: App, fmt: str) -> None:
     """Print every task as a task file (secrets masked): a backup `apply` can read."""
-    from dbcron import catalog
+    from dbcron.services import tasks
 
-    tasks = catalog.export_all(app.existing_store)
+    exported = tasks.export_all(app.existing_store)
     if fmt == "json":
-        print_json(tasks)
+        print_json(exported)
     else:
-        from dbcron.taskfiles import dump_yaml
+        from dbcron.services.task_files import dump_yaml
 
-        click.echo(dump_yaml({"tasks": tasks}).rstrip())
+        click.echo(dump_yaml({"tasks": exported}).rstrip())
 
 
 @click.command()

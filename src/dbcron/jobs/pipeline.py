@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from dbcron.jobs import JobError, JobRequest, JobResult
-from dbcron.jobs.delivery import (
+from dbcron.jobs.mail.delivery import (
     attached_names,
     compose,
     deliver,
@@ -28,7 +28,7 @@ from dbcron.jobs.delivery import (
     notify_failure,
     recipients,
 )
-from dbcron.jobs.mail import OutboxMailer, make_message_id, render_default_body
+from dbcron.jobs.mail.send import OutboxMailer, make_message_id, render_default_body
 from dbcron.templating import render, variables
 
 if TYPE_CHECKING:

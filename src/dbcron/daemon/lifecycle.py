@@ -27,20 +27,20 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from dbcron.catchup import plan_catchup, too_late
+from dbcron.daemon.catchup import plan_catchup, too_late
+from dbcron.daemon.runner import LEASE, Identity, Runner
+from dbcron.daemon.sdnotify import Notifier, watchdog_interval
+from dbcron.daemon.worker_pool import WorkerPool
 from dbcron.errors import DbcronError
 from dbcron.model import Task
-from dbcron.runner import LEASE, Identity, Runner
 from dbcron.schedule import ScheduleSpec, fires_between, next_fire
-from dbcron.sdnotify import Notifier, watchdog_interval
 from dbcron.settings import Settings
 from dbcron.store import DaemonRow, Store, TaskRow, open_store
-from dbcron.workers import WorkerPool
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from dbcron.metrics import Metrics
+    from dbcron.daemon.metrics import Metrics
 
 log = logging.getLogger("dbcron.daemon")
 HEARTBEAT_SECONDS = 5.0
@@ -170,7 +170,7 @@ class Daemon:
                              self.metrics)
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from dbcron.trigger import SlotExecutor
+        from dbcron.daemon.scheduler import SlotExecutor
 
         self.scheduler = BackgroundScheduler(
             executors={"default": SlotExecutor()}, timezone=UTC,
@@ -239,7 +239,7 @@ class Daemon:
         return _Loaded(row.digest, task, spec)
 
     def _load(self, rows: list[TaskRow], now: datetime, catch_up: bool) -> None:
-        from dbcron.trigger import SlotTrigger
+        from dbcron.daemon.scheduler import SlotTrigger
 
         horizons = self.store.runs.last_slots() if catch_up else {}
         for row in rows:
@@ -409,7 +409,7 @@ class Daemon:
 
     def _housekeeping(self, now: datetime) -> None:
         def work() -> None:
-            from dbcron.housekeeping import prune
+            from dbcron.daemon.housekeeping import prune
 
             try:
                 report = prune(self.store, self.settings, now)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from dbcron.jobs import JobError
-from dbcron.jobs.mail import (
+from dbcron.jobs.mail.send import (
     Mailer,
     MailError,
     OutboxMailer,

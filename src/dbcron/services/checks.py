@@ -53,9 +53,9 @@ class CheckFailed(DbcronError):
 
 def check_email(settings: Settings, address: str, now: datetime) -> str:
     """Send one test mail to ``address`` with the current settings; say how it went."""
-    from dbcron.jobs.delivery import mailer_for
-    from dbcron.jobs.mail import MailError, OutboxMailer, build_message, make_message_id
-    from dbcron.jobs.mail import parse_address as parse
+    from dbcron.jobs.mail.delivery import mailer_for
+    from dbcron.jobs.mail.send import MailError, OutboxMailer, build_message, make_message_id
+    from dbcron.jobs.mail.send import parse_address as parse
 
     host = socket.gethostname()
     where = _smtp_description(settings)

@@ -24,8 +24,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal, Protocol
 
-from dbcron.jobs.mailbody import render_default_body
-from dbcron.jobs.mailmessage import atomic_file, build_message, make_message_id, parse_address
+from dbcron.jobs.mail.body import render_default_body
+from dbcron.jobs.mail.message import atomic_file, build_message, make_message_id, parse_address
 
 __all__ = [
     "MailError",

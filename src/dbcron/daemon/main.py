@@ -15,7 +15,7 @@ import click
 @click.version_option(package_name="dbcron")
 def main(store: str | None, state_dir: str | None, metrics_address: str | None) -> None:
     """Run scheduled tasks: SIGHUP reloads the store, SIGTERM drains and stops."""
-    from dbcron.daemon import Daemon
+    from dbcron.daemon.lifecycle import Daemon
     from dbcron.errors import DbcronError
     from dbcron.logs import configure_logging
     from dbcron.settings import load_environment, load_settings
@@ -30,7 +30,7 @@ def main(store: str | None, state_dir: str | None, metrics_address: str | None) 
     configure_logging(os.environ, settings.log_level, settings.log_format)
     metrics = None
     if settings.metrics_address:
-        from dbcron.metrics import Metrics
+        from dbcron.daemon.metrics import Metrics
 
         metrics = Metrics()
     daemon = Daemon(settings, dict(os.environ), metrics=metrics)

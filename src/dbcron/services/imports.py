@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from dbcron import legacy
-from dbcron.catalog import check_items
 from dbcron.errors import ImportFileError, InvalidTask
 from dbcron.secrets import mask_secrets
+from dbcron.services import legacy
+from dbcron.services.tasks import check_items
 from dbcron.store import ApplyResult, Store
 
 

@@ -32,10 +32,10 @@ def run_now(
     progress: Callable[[str], None],
 ) -> RunRow:
     """Run a task now, through the live daemon when there is one, else in this process."""
-    from dbcron import catalog
     from dbcron.model import Task
+    from dbcron.services import tasks
 
-    task = Task.model_validate(catalog.get(store, name).data)
+    task = Task.model_validate(tasks.get(store, name).data)
     now = clock()
     daemon = None if local else live_daemon(store, now)
     if daemon is None:
@@ -80,8 +80,8 @@ def _longest(task: Task) -> float:
 
 def _run_local(store: Store, settings: Settings, task: Task,
                clock: Callable[[], datetime]) -> RunRow:
-    from dbcron.runner import LEASE, Identity, Runner
-    from dbcron.workers import WorkerPool
+    from dbcron.daemon.runner import LEASE, Identity, Runner
+    from dbcron.daemon.worker_pool import WorkerPool
 
     # An identity of its own, with leases it renews: a daemon starting meanwhile must see
     # this run as alive, and Ctrl-C must not leave it `running` forever.
@@ -134,10 +134,10 @@ def parse_since(text: str, now: datetime, default_tz: str) -> datetime:
 def history(store: Store, name: str | None, status: str | None, since: datetime | None,
             limit: int) -> list[RunRow]:
     if name is not None:
-        from dbcron import catalog
+        from dbcron.services import tasks
 
         if store.tasks.get(name) is None and not store.runs.history(task=name, limit=1):
-            catalog.get(store, name)  # raises TaskNotFound with a suggestion
+            tasks.get(store, name)  # raises TaskNotFound with a suggestion
     if status is not None and status not in STATUSES:
         raise DbcronError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
     return store.runs.history(task=name, status=status, since=since, limit=limit)
@@ -170,8 +170,8 @@ class Status:
 
 
 def status(store: Store, settings: Settings, now: datetime, count: int = 5) -> Status:
-    from dbcron.catalog import spec_from_json
     from dbcron.schedule import next_fire
+    from dbcron.services.tasks import spec_from_json
 
     daemons = store.daemons.latest()
     live = next((d for d in daemons if d.alive(now)), None)

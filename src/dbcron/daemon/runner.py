@@ -25,18 +25,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from dbcron.catchup import too_late
+from dbcron.daemon.catchup import too_late
+from dbcron.daemon.run_writer import RunWriter
+from dbcron.daemon.worker_pool import Stopped, TimedOut, WorkerPool
 from dbcron.jobs import JobRequest, JobResult
 from dbcron.model import Task
-from dbcron.runwriter import RunWriter
 from dbcron.schedule import jitter_for
 from dbcron.secrets import mask_secrets
 from dbcron.settings import Settings
 from dbcron.store import Claim, Store
-from dbcron.workers import Stopped, TimedOut, WorkerPool
 
 if TYPE_CHECKING:
-    from dbcron.metrics import Metrics
+    from dbcron.daemon.metrics import Metrics
 
 log = logging.getLogger("dbcron.runner")
 LEASE = timedelta(seconds=60)

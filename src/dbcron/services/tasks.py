@@ -48,7 +48,7 @@ def check_items(items: Iterable[tuple[str, Any]]) -> Checked:
 
 
 def check_paths(paths: Iterable[str]) -> Checked:
-    from dbcron.taskfiles import expand, read_documents
+    from dbcron.services.task_files import expand, read_documents
 
     files = expand(paths)
     if not files:

@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Mapping
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dbcron.sdnotify")
 
 
 def _socket_address(raw: str) -> str | None:

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from dbcron.jobs import JobError
 from dbcron.jobs.alert import evaluate, parse_condition
+from dbcron.jobs.types import JobError
 
 COLUMNS = ["floor", "waste_kg", "logged_on"]
 ROWS = [

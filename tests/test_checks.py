@@ -22,6 +22,7 @@ from dbcron.model import Task
 from dbcron.services.checks import CheckFailed, check_email, check_source
 from dbcron.services.dry_run import NoSlot, dry_run, slot_for
 from dbcron.store import Claim, Store, open_store
+from dbcron.store.runs import Finished
 from smtp_server import SmtpTestServer, free_port
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -162,7 +163,7 @@ def test_prune_removes_old_runs_and_files(store: Store, tmp_path: Path) -> None:
         when = NOW - timedelta(days=days)
         run_id = store.runs.claim("daily", when, "schedule", claim)
         assert run_id is not None
-        store.runs.finish(run_id, status, when + timedelta(minutes=1))
+        store.runs.update_many([(run_id, Finished(status, when + timedelta(minutes=1)))])
     running = store.runs.claim("daily", NOW - timedelta(days=200), "schedule", claim)
 
     out = tmp_path / "output" / "daily"
@@ -222,14 +223,14 @@ def report_task(source: str, **over: Any) -> dict[str, Any]:
     ],
 )
 def test_slot_for_as_of(as_of: date | None, expected: datetime) -> None:
-    slot = slot_for(report_task("sqlite://"), "UTC", as_of, NOW)
+    slot = slot_for(Task.model_validate(report_task("sqlite://")), "UTC", as_of, NOW)
     assert slot == expected
     assert slot.tzinfo is not None and slot.utcoffset() == timedelta(hours=5, minutes=30)
 
 
 def test_slot_for_a_day_without_a_run_says_so() -> None:
     with pytest.raises(NoSlot) as caught:
-        slot_for(report_task("sqlite://"), "UTC", date(2026, 3, 7), NOW)
+        slot_for(Task.model_validate(report_task("sqlite://")), "UTC", date(2026, 3, 7), NOW)
     assert str(caught.value).startswith("daily-sales has no run on 2026-03-07 (Saturday) (")
     assert str(caught.value).endswith(
         "pick a date it runs on, or leave out --as-of to preview as of now"

@@ -31,6 +31,28 @@ def test_every_command_has_help() -> None:
         assert CliRunnerHelp(name).exit_code == 0
 
 
+HEAVY = ("sqlalchemy", "openpyxl", "reportlab", "apscheduler", "pydantic")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list", "--help"], ["run", "--help"]])
+def test_help_imports_no_heavy_module(args: list[str]) -> None:
+    """`manage-tasks --help` must start fast: the heavy libraries load only in the
+    commands that use them. A fresh interpreter, so nothing a test imported counts."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from dbcron.cli import cli\n"
+        f"try: cli.main({args!r}, prog_name='manage-tasks')\n"
+        "except SystemExit: pass\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
 def CliRunnerHelp(name: str):
     from click.testing import CliRunner
 

@@ -26,10 +26,11 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import make_settings
-from dbcron.jobs import JobRequest, JobResult, execute
+from dbcron.jobs import execute
+from dbcron.jobs.mail.delivery import notify_failure
 from dbcron.jobs.mail.send import make_message_id
-from dbcron.jobs.pipeline import notify_failure
 from dbcron.jobs.query import dispose_engines
+from dbcron.jobs.types import JobRequest, JobResult
 from dbcron.model import Task
 from dbcron.settings import Settings
 from smtp_server import SmtpTestServer, free_port
@@ -86,7 +87,7 @@ def sqlite_sales(tmp_path: Path) -> str:
     return fill_sales(f"sqlite:///{tmp_path / 'sales.db'}")
 
 
-def report(source: str, **over: Any) -> dict[str, Any]:
+def report(source: str, **over: Any) -> Task:
     data: dict[str, Any] = {
         "name": "daily-sales",
         "description": "Sales by region",
@@ -102,10 +103,10 @@ def report(source: str, **over: Any) -> dict[str, Any]:
                   "subject": "Sales report {{ yesterday }}: {{ rows }} rows"},
     }  # fmt: skip
     data.update(over)
-    return Task.model_validate(data).to_data()
+    return Task.model_validate(data)
 
 
-def run(task: dict[str, Any], settings: Settings, slot: datetime = SLOT, **kw: Any) -> JobResult:
+def run(task: Task, settings: Settings, slot: datetime = SLOT, **kw: Any) -> JobResult:
     return execute(JobRequest(task=task, slot=slot, settings=settings, timeout=10, **kw))
 
 
@@ -211,7 +212,7 @@ def test_if_empty_sends_only_when_empty(
     assert "The query returned no rows." in received.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
-def alert(source: str, condition: str = "total > 1000", **over: Any) -> dict[str, Any]:
+def alert(source: str, condition: str = "total > 1000", **over: Any) -> Task:
     data: dict[str, Any] = {
         "name": "big-region",
         "kind": "alert",
@@ -225,7 +226,7 @@ def alert(source: str, condition: str = "total > 1000", **over: Any) -> dict[str
                   "subject": "{{ rows }} regions; {{ reason }}"},
     }  # fmt: skip
     data.update(over)
-    return Task.model_validate(data).to_data()
+    return Task.model_validate(data)
 
 
 def test_alert_fires_and_says_why(
@@ -363,7 +364,7 @@ def test_hundred_thousand_rows_end_to_end(tmp_path: Path) -> None:
     assert lines[-1] == "100000,label 100000,50000.0"
 
 
-def sql_task(source: str, **over: Any) -> dict[str, Any]:
+def sql_task(source: str, **over: Any) -> Task:
     data: dict[str, Any] = {
         "name": "cleanup",
         "kind": "sql",
@@ -374,7 +375,7 @@ def sql_task(source: str, **over: Any) -> dict[str, Any]:
         "params": {"cut": "{{ days_ago(20) }}"},
     }  # fmt: skip
     data.update(over)
-    return Task.model_validate(data).to_data()
+    return Task.model_validate(data)
 
 
 def count_sales(url: str) -> int:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dbcron.jobs import JobError
 from dbcron.jobs.query import dispose_engines, expand_source, run_statements, stream_query
+from dbcron.jobs.types import JobError
+from dbcron.model import Task
 from smtp_server import free_port
 
 SLEEP = {
@@ -61,8 +62,17 @@ def count(url: str) -> int:
     return int(n)
 
 
+def as_task(fields: dict[str, Any]) -> Task:
+    """A valid task around the fields a test is about: a report, or a sql task with statements."""
+    kind = "sql" if "statements" in fields else "report"
+    return Task.model_validate(
+        {"name": "t", "kind": kind, "schedule": {"cron": "0 9 * * *"}} | fields
+    )
+
+
 def read(task: dict[str, Any], timeout: float = 10, batch_rows: int = 3) -> tuple[list[str], Any]:
-    with stream_query(task, {"today": "2026-03-01"}, timeout, batch_rows=batch_rows) as stream:
+    with stream_query(as_task(task), {"today": "2026-03-01"}, timeout,
+                      batch_rows=batch_rows) as stream:
         return stream.columns, [list(map(tuple, b)) for b in stream.batches]
 
 
@@ -149,7 +159,9 @@ def test_the_timeout_stops_a_slow_statement(source: str) -> None:
     assert caught.value.retryable is True
     # The pooled connection is clean again: no leftover timeout or read-only mode.
     assert run_statements(
-        {"source": source, "statements": ["UPDATE t SET name = 'renamed' WHERE id = 1"]}, {}, 10
+        as_task({"source": source, "statements": ["UPDATE t SET name = 'renamed' WHERE id = 1"]}),
+        {},
+        10,
     ) == [1]
 
 
@@ -161,7 +173,7 @@ def test_statements_run_in_one_transaction_with_rowcounts(source: str) -> None:
         "statements": ["DELETE FROM t WHERE id <= :cut", "UPDATE t SET name = 'kept'", " "],
         "params": {"cut": 3},
     }
-    assert run_statements(task, {}, 10) == [3, 7]
+    assert run_statements(as_task(task), {}, 10) == [3, 7]
     assert count(source) == 7
 
 
@@ -172,7 +184,7 @@ def test_max_rows_affected_rolls_everything_back(source: str) -> None:
         "max_rows_affected": 5,
     }
     with pytest.raises(JobError) as caught:
-        run_statements(task, {}, 10)
+        run_statements(as_task(task), {}, 10)
     assert str(caught.value) == (
         "statement 2 brought the rows affected to 6, over max_rows_affected 5: "
         "rolled back, nothing was changed"
@@ -186,7 +198,7 @@ def test_mariadb_refuses_a_rollback_it_cannot_keep(mariadb_url: str) -> None:
     task = {"source": mariadb_url, "statements": ["DELETE FROM t WHERE id < 3",
                                                   "OPTIMIZE TABLE t"]}
     with pytest.raises(JobError) as caught:
-        run_statements(task, {}, 10, commit=False)
+        run_statements(as_task(task), {}, 10, commit=False)
     assert str(caught.value) == (
         "statement 2 (OPTIMIZE) commits implicitly on MariaDB/MySQL, so a dry run cannot roll "
         "the statements back; only INSERT, UPDATE, DELETE, REPLACE, SELECT, WITH can be "
@@ -197,7 +209,7 @@ def test_mariadb_refuses_a_rollback_it_cannot_keep(mariadb_url: str) -> None:
 
 def test_dry_run_statements_roll_back(source: str) -> None:
     task = {"source": source, "statements": ["DELETE FROM t WHERE id > 5"]}
-    assert run_statements(task, {}, 10, commit=False) == [5]
+    assert run_statements(as_task(task), {}, 10, commit=False) == [5]
     assert count(source) == 10
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from dbcron.services import tasks
 from dbcron.store import Claim, Store, open_store
 from dbcron.store.migrations import LATEST, current_version
+from dbcron.store.runs import Finished
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 CLAIM = Claim(host="h1", pid=42, daemon_id="d1", lease_until=NOW + timedelta(minutes=1))
@@ -38,12 +40,12 @@ def test_upsert_creates_updates_and_bumps_revision(store: Store) -> None:
 
 def test_enable_disable_delete(store: Store) -> None:
     store.tasks.upsert([task("a")], NOW)
-    assert store.tasks.set_enabled("a", False, NOW)
-    assert not store.tasks.set_enabled("a", False, NOW)
+    assert tasks.set_enabled(store, "a", False, NOW)
+    assert not tasks.set_enabled(store, "a", False, NOW)
     row = store.tasks.get("a")
     assert row is not None and not row.enabled and row.data["enabled"] is False
     assert store.tasks.digests() == {}
-    assert store.tasks.set_enabled("a", True, NOW)
+    assert tasks.set_enabled(store, "a", True, NOW)
     assert "enabled" not in store.tasks.get("a").data  # type: ignore[union-attr]
     assert store.tasks.delete("a") and not store.tasks.delete("a")
     assert store.tasks.revision() == 4
@@ -55,8 +57,8 @@ def test_a_slot_is_claimed_once(store: Store) -> None:
     assert store.runs.claim("a", NOW, "schedule", CLAIM) is None
     assert store.runs.record("a", NOW, "schedule", "missed", NOW, CLAIM) is None
     assert store.runs.claim("b", NOW, "schedule", CLAIM) is not None
-    store.runs.finish(first, "succeeded", NOW + timedelta(seconds=3), rows=7,
-                      artifacts=["/x.xlsx"], result={"ok": True})
+    store.runs.update_many([(first, Finished("succeeded", NOW + timedelta(seconds=3), rows=7,
+                                             artifacts=["/x.xlsx"], result={"ok": True}))])
     run = store.runs.get(first)
     assert run is not None
     assert (run.status, run.rows, run.artifacts, run.result) == ("succeeded", 7, ["/x.xlsx"],
@@ -91,7 +93,8 @@ def test_history_latest_counts_and_prune(store: Store) -> None:
     for minutes, status in ((0, "succeeded"), (1, "failed"), (2, "missed")):
         slot = NOW + timedelta(minutes=minutes)
         run_id = store.runs.claim("a", slot, "schedule", CLAIM)
-        store.runs.finish(run_id, status, slot)  # type: ignore[arg-type]
+        assert run_id is not None
+        store.runs.update_many([(run_id, Finished(status, slot))])
     assert [r.status for r in store.runs.history("a")] == ["missed", "failed", "succeeded"]
     assert [r.status for r in store.runs.history(status="failed")] == ["failed"]
     assert store.runs.latest_status()["a"] == (NOW + timedelta(minutes=2), "missed")
@@ -209,7 +212,8 @@ def test_upgrade_from_v1_keeps_tasks_and_history(store_url: str) -> None:
 
 def test_an_error_with_a_nul_byte_is_stored(store: Store) -> None:
     run_id = store.runs.claim("a", NOW, "schedule", CLAIM)
-    store.runs.finish(run_id, "failed", NOW, error="bad byte \x00 here")  # type: ignore[arg-type]
+    assert run_id is not None
+    store.runs.update_many([(run_id, Finished("failed", NOW, error="bad byte \x00 here"))])
     assert store.runs.get(run_id).error == "bad byte \\x00 here"  # type: ignore[arg-type,union-attr]
 
 

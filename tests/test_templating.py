@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dbcron.jobs import JobError
+from dbcron.errors import TemplateError
 from dbcron.templating import render, render_params, variables
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -105,12 +105,11 @@ VARS = variables(datetime(2026, 3, 1, 9, tzinfo=UTC), UTC_ZONE, "t")
 
 
 def test_typo_is_an_error_naming_the_variable_and_the_template() -> None:
-    with pytest.raises(JobError) as caught:
+    with pytest.raises(TemplateError) as caught:
         render("Sales {{ yesteday }}", VARS, "subject")
     message = str(caught.value)
     assert message.startswith("subject 'Sales {{ yesteday }}': 'yesteday' is undefined")
     assert "yesterday" in message  # the known variables are listed
-    assert caught.value.retryable is False
 
 
 @pytest.mark.parametrize(
@@ -124,12 +123,12 @@ def test_typo_is_an_error_naming_the_variable_and_the_template() -> None:
     ],
 )
 def test_sandbox_refuses_internals(template: str, problem: str) -> None:
-    with pytest.raises(JobError, match=problem):
+    with pytest.raises(TemplateError, match=problem):
         render(template, VARS, "title")
 
 
 def test_immutable_sandbox_refuses_mutation() -> None:
-    with pytest.raises(JobError, match="unsafe"):
+    with pytest.raises(TemplateError, match="unsafe"):
         render("{% set xs = [1] %}{{ xs.append(2) }}", VARS)
 
 
@@ -142,7 +141,7 @@ def test_immutable_sandbox_refuses_mutation() -> None:
     ],
 )
 def test_other_errors_say_what_is_wrong(template: str, problem: str) -> None:
-    with pytest.raises(JobError) as caught:
+    with pytest.raises(TemplateError) as caught:
         render(template, VARS, "filename")
     assert str(caught.value).startswith(f"filename {template!r}: ")
     assert problem in str(caught.value)
@@ -156,6 +155,6 @@ def test_params_render_strings_and_keep_other_values() -> None:
         "regions": ["a", "b"],
         "flag": True,
     }
-    with pytest.raises(JobError) as caught:
+    with pytest.raises(TemplateError) as caught:
         render_params({"day": "{{ nope }}"}, VARS)
     assert str(caught.value).startswith("param 'day' '{{ nope }}': 'nope' is undefined")

@@ -35,3 +35,10 @@ class StoreError(DbcronError):
 
 class ImportFileError(DbcronError):
     """A tasks.json of the older tool that cannot be imported."""
+
+
+class TemplateError(DbcronError):
+    """A task's template (subject, file name, title, parameter) cannot be rendered.
+
+    Trying again renders it the same way, so a run does not retry it.
+    """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -24,10 +24,17 @@ from pydantic import (
 )
 
 from dbcron import cron, durations
+from dbcron.vocabulary import (
+    Catchup,
+    DstGap,
+    DstOverlap,
+    Format,
+    Kind,
+    Overlap,
+    SendRule,
+)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-KINDS = ("report", "sql", "alert", "call")
-FORMATS = ("xlsx", "pdf", "csv")
 CONDITION = re.compile(
     r"^\s*(?P<column>[A-Za-z_]\w*)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>[^<>=!\s].*?)\s*$"
 )
@@ -50,8 +57,8 @@ class _Strict(BaseModel):
 class Dst(_Strict):
     """What a wall time that DST skips or repeats does."""
 
-    gap: Literal["shift", "skip"] = "shift"
-    overlap: Literal["first", "both"] = "first"
+    gap: DstGap = "shift"
+    overlap: DstOverlap = "first"
 
 
 class Schedule(_Strict):
@@ -118,9 +125,9 @@ def check_timezone(name: str) -> ZoneInfo:
 class Policy(_Strict):
     """How runs behave: catch-up after downtime, lateness, overlap, timeout, retries."""
 
-    catchup: Literal["none", "latest", "all"] = "latest"
+    catchup: Catchup = "latest"
     grace: Duration = timedelta(hours=1)
-    overlap: Literal["skip", "queue", "allow"] = "skip"
+    overlap: Overlap = "skip"
     timeout: Duration = timedelta(minutes=15)
     retries: int = Field(0, ge=0, le=10)
 
@@ -133,7 +140,7 @@ class Policy(_Strict):
 
 
 class Export(_Strict):
-    formats: list[Literal["xlsx", "pdf", "csv"]] = Field(
+    formats: list[Format] = Field(
         default_factory=lambda: ["xlsx"]  # type: ignore[arg-type]
     )
     filename: str = "{{ task }}-{{ today }}"
@@ -156,20 +163,20 @@ class Email(_Strict):
     bcc: list[Address] = Field(default_factory=list)
     subject: str | None = None
     body: str | None = Field(None, description="Jinja2 template; default: summary and rows")
-    send: Literal["always", "if_rows", "if_empty"] = "always"
+    send: SendRule = "always"
 
 
 class Notify(_Strict):
     on_failure: list[Address] = Field(default_factory=list)
 
 
-_KIND_FIELDS: dict[str, set[str]] = {
+_KIND_FIELDS: dict[Kind, set[str]] = {
     "report": {"source", "query", "params", "export", "email", "row_limit"},
     "alert": {"source", "query", "params", "condition", "email", "export", "row_limit"},
     "sql": {"source", "statements", "params", "max_rows_affected"},
     "call": {"call", "args", "kwargs"},
 }
-_REQUIRED: dict[str, tuple[str, ...]] = {
+_REQUIRED: dict[Kind, tuple[str, ...]] = {
     "report": ("source", "query"),
     "alert": ("source", "query", "condition", "email"),
     "sql": ("source", "statements"),
@@ -183,7 +190,7 @@ class Task(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN, max_length=64)
     description: str = ""
-    kind: Literal["report", "sql", "alert", "call"]
+    kind: Kind
     enabled: bool = True
     schedule: Schedule
     policy: Policy = Policy()

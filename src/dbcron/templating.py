@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from dbcron.jobs import JobError
+from dbcron.errors import TemplateError
 
 
 def variables(slot: datetime, tz: ZoneInfo, task: str) -> dict[str, Any]:
@@ -69,10 +69,7 @@ def _environment() -> ImmutableSandboxedEnvironment:
 
 
 def render(template: str, variables: Mapping[str, Any], what: str = "template") -> str:
-    """Render one template; any problem is a JobError naming ``what`` and the template.
-
-    Not retryable: the same template fails the same way on the next attempt.
-    """
+    """Render one template; any problem is a TemplateError naming ``what`` and the template."""
     try:
         return _environment().from_string(template).render(variables)
     except jinja2.TemplateSyntaxError as exc:
@@ -83,7 +80,7 @@ def render(template: str, variables: Mapping[str, Any], what: str = "template") 
         problem = str(exc)
     except (TypeError, ValueError, ArithmeticError) as exc:
         problem = f"{type(exc).__name__}: {exc}"
-    raise JobError(f"{what} {template!r}: {problem}", retryable=False)
+    raise TemplateError(f"{what} {template!r}: {problem}")
 
 
 def render_params(params: Mapping[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from dbcron.cli.app import App, confirm_or_yes, pass_app
+from dbcron.vocabulary import FORMATS, KINDS
 
 
 def _print_warnings(warnings: list[str]) -> None:
@@ -71,7 +72,7 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
 @click.option("--from-file", type=click.Path(exists=True, dir_okay=False),
               help="Add the task(s) of a YAML file instead of prompting.")
 @click.option("--name")
-@click.option("--kind", type=click.Choice(["report", "sql", "alert", "call"]))
+@click.option("--kind", type=click.Choice(KINDS))
 @click.option("--description")
 @click.option("--cron", help="Cron expression, e.g. '0 9 * * mon-fri'.")
 @click.option("--every", help="Interval, e.g. 30m.")
@@ -81,7 +82,7 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
 @click.option("--query", help="SQL query (report, alert).")
 @click.option("--statement", multiple=True, help="SQL statement (sql task); repeatable.")
 @click.option("--condition", help="Alert condition: 'rows' or 'column op value'.")
-@click.option("--format", "formats", multiple=True, type=click.Choice(["xlsx", "pdf", "csv"]),
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
               help="Report attachment format; repeatable.")
 @click.option("--to", help="Mail recipients, comma-separated.")
 @click.option("--subject", help="Mail subject template.")
@@ -122,7 +123,7 @@ def _gather(flags: dict[str, Any], interactive: bool) -> dict[str, Any]:
 
     if flags.get("kind") is None and interactive:
         flags["kind"] = click.prompt(
-            "Kind", type=click.Choice(["report", "sql", "alert", "call"]), default="report"
+            "Kind", type=click.Choice(KINDS), default="report"
         )
     kind = ask("kind", "Kind", True)
     data: dict[str, Any] = {"kind": kind}

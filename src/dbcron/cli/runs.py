@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from dbcron.cli.app import App, local, pass_app, print_json, table
+from dbcron.vocabulary import RUN_STATUSES, RunStatus
 
 if TYPE_CHECKING:
     from dbcron.store import RunRow
@@ -61,12 +62,12 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--status", help="Only runs with this status (e.g. failed).")
+@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
 @click.option("--since", help="An ISO time, or a duration back from now (24h, 7d).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
 @json_option
 @pass_app
-def history(app: App, name: str | None, status: str | None, since: str | None, limit: int,
+def history(app: App, name: str | None, status: RunStatus | None, since: str | None, limit: int,
             as_json: bool) -> None:
     """Past runs, newest first: when due, started, ended, status, rows, error."""
     from dbcron.services import runs

@@ -1,0 +1,1 @@
+"""The long-running process: scheduler-daemon and everything only it runs."""

@@ -36,6 +36,7 @@ from dbcron.model import Task
 from dbcron.schedule import ScheduleSpec, fires_between, next_fire
 from dbcron.settings import Settings
 from dbcron.store import DaemonRow, Store, TaskRow, open_store
+from dbcron.vocabulary import Trigger
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -329,7 +330,7 @@ class Daemon:
             if None in items or self.stopping:
                 return
             try:
-                due: list[tuple[Task, datetime, str]] = []
+                due: list[tuple[Task, datetime, Trigger]] = []
                 for name, slots in (i for i in items if i is not None):
                     loaded = self.tasks.get(name)
                     if loaded is not None:

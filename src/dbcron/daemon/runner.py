@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 from dbcron.daemon.catchup import too_late
 from dbcron.daemon.run_writer import RunWriter
 from dbcron.daemon.worker_pool import Stopped, TimedOut, WorkerPool
-from dbcron.jobs import JobRequest, JobResult
+from dbcron.jobs.types import JobRequest, JobResult
 from dbcron.model import Task
 from dbcron.schedule import jitter_for
 from dbcron.secrets import mask_secrets
 from dbcron.settings import Settings
 from dbcron.store import Claim, Store
+from dbcron.store.runs import Finished, Noted, Started
+from dbcron.vocabulary import RunStatus, Trigger
 
 if TYPE_CHECKING:
     from dbcron.daemon.metrics import Metrics
@@ -60,7 +62,7 @@ class _Attempt:
     task: Task
     run_id: int
     slot: datetime
-    trigger: str
+    trigger: Trigger
     number: int = 1
 
 
@@ -105,11 +107,13 @@ class Runner:
 
     # --- entry points -----------------------------------------------------------------
 
-    def submit(self, task: Task, slot: datetime, trigger: str, now: datetime) -> int | None:
+    def submit(self, task: Task, slot: datetime, trigger: Trigger, now: datetime) -> int | None:
         """Decide what a due slot becomes; returns the run id when it was claimed to run."""
         return self.submit_many([(task, slot, trigger)], now)[0]
 
-    def submit_many(self, due: list[tuple[Task, datetime, str]], now: datetime) -> list[int | None]:
+    def submit_many(
+        self, due: list[tuple[Task, datetime, Trigger]], now: datetime
+    ) -> list[int | None]:
         """Decide what each due slot becomes, claiming those to run in one statement.
 
         A task's second slot in the same batch goes through on its own afterwards,
@@ -118,7 +122,7 @@ class Runner:
         results: list[int | None] = [None] * len(due)
         if not self._accepting:
             return results
-        batch: list[tuple[int, Task, datetime, str]] = []
+        batch: list[tuple[int, Task, datetime, Trigger]] = []
         later: list[int] = []
         seen: set[str] = set()
         for i, (task, slot, trigger) in enumerate(due):
@@ -141,7 +145,7 @@ class Runner:
             results[i] = self.submit(*due[i], now)
         return results
 
-    def _admit(self, task: Task, slot: datetime, trigger: str, now: datetime) -> bool:
+    def _admit(self, task: Task, slot: datetime, trigger: Trigger, now: datetime) -> bool:
         """Grace, max_runs and overlap: False when the slot is recorded as not run."""
         policy = task.policy
         if trigger == "manual":
@@ -182,7 +186,9 @@ class Runner:
         else:
             self._start(attempt)
 
-    def resume(self, task: Task, run_id: int, slot: datetime, trigger: str, attempt: int) -> None:
+    def resume(
+        self, task: Task, run_id: int, slot: datetime, trigger: Trigger, attempt: int
+    ) -> None:
         """Retry an interrupted run's slot (after a crash) as its next attempt."""
         with self._lock:
             self._inflight.add(run_id)
@@ -253,8 +259,7 @@ class Runner:
             return  # queued before a stop: its row stays running and becomes interrupted
         task = attempt.task
         now = self.clock()
-        self.writer.put(attempt.run_id, self.store.runs.start_values(
-            attempt.number, now, now + LEASE, self._claim(now)))
+        self.writer.put(attempt.run_id, Started(attempt.number, now, now + LEASE, self._claim(now)))
         late = now - attempt.slot if attempt.trigger != "manual" else None
         log.info(
             "run %s started: slot %s, attempt %d%s", task.name, attempt.slot.isoformat(),
@@ -262,7 +267,7 @@ class Runner:
             extra={"task": task.name, "slot": attempt.slot.isoformat(), "run_id": attempt.run_id},
         )
         request = JobRequest(
-            task=task.to_data(), slot=attempt.slot, settings=self.settings,
+            task=task, slot=attempt.slot, settings=self.settings,
             timeout=task.policy.timeout.total_seconds(), attempt=attempt.number,
             trigger=attempt.trigger, late_by=late, run_id=attempt.run_id,
         )
@@ -286,13 +291,13 @@ class Runner:
             why = f"attempt {attempt.number} failed: {mask_secrets(result.error or '')}"
             log.warning("run %s %s; retrying in %ss", task.name, why, int(wait),
                         extra={"task": task.name, "slot": attempt.slot.isoformat()})
-            self.writer.put(attempt.run_id, {"error": f"{why}; retrying in {int(wait)}s"})
+            self.writer.put(attempt.run_id, Noted(f"{why}; retrying in {int(wait)}s"))
             attempt.number += 1
             self._delay(attempt, self.clock() + timedelta(seconds=wait))
             return
         self._finish(attempt, "failed", result, started, late)
 
-    def _finish(self, attempt: _Attempt, status: str, result: JobResult, started: float,
+    def _finish(self, attempt: _Attempt, status: RunStatus, result: JobResult, started: float,
                 late: timedelta | None) -> None:
         task = attempt.task
         now = self.clock()
@@ -300,7 +305,7 @@ class Runner:
             self._inflight.discard(attempt.run_id)
         duration = time.monotonic() - started
         error = mask_secrets(result.error) if result.error else None
-        self.writer.put(attempt.run_id, self.store.runs.finish_values(
+        self.writer.put(attempt.run_id, Finished(
             status, now, rows=result.rows, size=result.bytes, artifacts=result.artifacts,
             result=result.result, error=error,
         ))
@@ -321,15 +326,15 @@ class Runner:
             self._notify(task, attempt, status, error or status)
         self._next_of(task.name)
 
-    def _notify(self, task: Task, attempt: _Attempt, status: str, error: str) -> None:
-        from dbcron.jobs.pipeline import notify_failure
+    def _notify(self, task: Task, attempt: _Attempt, status: RunStatus, error: str) -> None:
+        from dbcron.jobs.mail.delivery import notify_failure
 
         facts: dict[str, Any] = {
             "status": status, "attempt": attempt.number, "host": self.identity.host,
             "run_id": attempt.run_id, "trigger": attempt.trigger,
         }
         try:
-            notify_failure(task.to_data(), attempt.slot, error, facts, self.settings)
+            notify_failure(task, attempt.slot, error, facts, self.settings)
         except Exception as exc:  # the failure mail failing must not hide the failure itself
             log.error("%s: could not send the failure notice: %s", task.name,
                       mask_secrets(str(exc)))
@@ -345,7 +350,7 @@ class Runner:
                 return
         self._start(nxt)
 
-    def record(self, task: Task, slot: datetime, trigger: str, status: str, now: datetime,
+    def record(self, task: Task, slot: datetime, trigger: Trigger, status: RunStatus, now: datetime,
                 why: str) -> None:
         if self.store.runs.record(task.name, slot, trigger, status, now, self._claim(now), why):
             log.warning("run %s %s: slot %s: %s", task.name, status, slot.isoformat(), why,

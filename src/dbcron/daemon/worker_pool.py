@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from dbcron.jobs import JobRequest, JobResult
+from dbcron.jobs.types import JobRequest, JobResult
 
 _KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a worker that overran
 

@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dbcron.jobs import JobError
+from dbcron.jobs.types import JobError
 from dbcron.model import CONDITION
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {

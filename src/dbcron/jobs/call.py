@@ -6,7 +6,7 @@ import importlib
 import json
 from typing import Any
 
-from dbcron.jobs import JobError, JobRequest, JobResult
+from dbcron.jobs.types import JobError, JobRequest, JobResult
 
 
 def resolve(path: str) -> Any:
@@ -26,11 +26,12 @@ def resolve(path: str) -> Any:
 
 def run_call(request: JobRequest) -> JobResult:
     task = request.task
-    func = resolve(task["call"])
-    value = func(*task.get("args", []), **task.get("kwargs", {}))
+    assert task.call is not None  # the model requires it of a call task
+    func = resolve(task.call)
+    value = func(*task.args, **task.kwargs)
     try:
         json.dumps(value)
     except (TypeError, ValueError):
         # The run still succeeded; only its return value cannot be stored as JSON.
         value = repr(value)
-    return JobResult("succeeded", result=value, summary="called " + task["call"])
+    return JobResult("succeeded", result=value, summary="called " + task.call)

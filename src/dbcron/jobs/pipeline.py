@@ -1,5 +1,10 @@
 """One run of a report, alert or sql task: query -> files -> mail, in one pass.
 
+A query task goes through five steps: plan (render every template, before any
+query), read (stream the rows to the writers), decide (does the mail go out),
+compose (the message), send (deliver it; a dry run's sender writes the .eml
+beside the files and mails only the addresses given on the command line).
+
 Memory stays flat in the number of rows: the cursor's batches go straight to
 every requested writer, and only the first 20 rows (for the mail's preview)
 and a few counters are kept. Nothing here ever calls ``fetchall``.
@@ -11,7 +16,7 @@ names, addresses) is checked before the query runs, so a typo costs no query.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -19,16 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from dbcron.jobs import JobError, JobRequest, JobResult
-from dbcron.jobs.mail.delivery import (
-    attached_names,
-    compose,
-    deliver,
-    mail_domain,
-    notify_failure,
-    recipients,
-)
+from dbcron.jobs.mail.delivery import attached_names, compose, deliver, mail_domain, recipients
 from dbcron.jobs.mail.send import OutboxMailer, make_message_id, render_default_body
+from dbcron.jobs.types import JobError, JobRequest, JobResult
 from dbcron.templating import render, variables
 
 if TYPE_CHECKING:
@@ -36,8 +34,6 @@ if TYPE_CHECKING:
     from dbcron.jobs.export import ExportOptions
     from dbcron.jobs.query import QueryStream
     from dbcron.model import Task
-
-__all__ = ["notify_failure", "run_pipeline"]
 
 PREVIEW_ROWS = 20
 _VERBS = {"DELETE": "deleted", "UPDATE": "updated", "INSERT": "inserted", "MERGE": "merged"}
@@ -55,9 +51,7 @@ class _Output:
 
 
 def run_pipeline(request: JobRequest) -> JobResult:
-    from dbcron.model import Task
-
-    task = Task.model_validate(request.task)
+    task = request.task
     tz = ZoneInfo(task.schedule.timezone or request.settings.timezone)
     env = variables(request.slot, tz, task.name)
     if task.kind == "sql":
@@ -68,7 +62,7 @@ def run_pipeline(request: JobRequest) -> JobResult:
 def _run_sql(request: JobRequest, task: Task, env: dict[str, Any]) -> JobResult:
     from dbcron.jobs.query import run_statements
 
-    counts = run_statements(request.task, env, request.timeout, commit=not request.dry_run)
+    counts = run_statements(task, env, request.timeout, commit=not request.dry_run)
     statements = [s for s in task.statements or [] if s.strip()]
     summary = "; ".join(_describe_count(s, n) for s, n in zip(statements, counts, strict=True))
     if request.dry_run:
@@ -86,9 +80,44 @@ def _describe_count(statement: str, count: int) -> str:
 
 
 def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) -> JobResult:
-    from dbcron.jobs.alert import parse_condition, verdict
+    """plan -> read -> decide -> compose -> send; a dry run differs only in its sender."""
+    plan = _plan(request, task, tz, env)
+    output = _read(request, plan)
+    decision = _decide(task, output, plan.condition, request.dry_run)
+    result = JobResult(
+        "succeeded",
+        rows=output.rows,
+        bytes=sum(p.stat().st_size for p in output.files),
+        artifacts=[str(p) for p in output.files],
+    )
+    if decision.skip:
+        result.summary = "; ".join([*decision.notes, decision.skip])
+        return result
+    mail = _compose(request, plan, output, decision)
+    result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)]
+    sender = _send_dry_run if request.dry_run else _send
+    sender(request, plan, mail, decision, result)
+    return result
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything decided before the query runs, so a typo in a template costs no query."""
+
+    task: Task
+    env: dict[str, Any]
+    local: datetime  # the slot in the task's zone
+    formats: list[str]
+    stem: str
+    options: ExportOptions
+    condition: Condition | None
+    domain: str
+    out_dir: Path
+
+
+def _plan(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) -> _Plan:
+    from dbcron.jobs.alert import parse_condition
     from dbcron.jobs.export import ExportOptions
-    from dbcron.jobs.query import stream_query
     from dbcron.model import Export
 
     # A report exists to produce files; an alert only attaches them when asked.
@@ -103,40 +132,69 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         subtitle=f"Scheduled for {local:%Y-%m-%d %H:%M} {local.tzname()}",
         tz=tz,
     )
-    condition = parse_condition(task.condition) if task.condition else None
-    domain = mail_domain(request.settings) if task.email else ""
-    out_dir = _output_dir(request, task.name)
+    return _Plan(
+        task=task,
+        env=env,
+        local=local,
+        formats=list(export.formats) if export else [],
+        stem=stem,
+        options=options,
+        condition=parse_condition(task.condition) if task.condition else None,
+        domain=mail_domain(request.settings) if task.email else "",
+        out_dir=_output_dir(request, task.name),
+    )
 
-    with stream_query(request.task, env, request.timeout) as stream:
-        formats = list(export.formats) if export else []
-        output = _consume(stream, formats, out_dir, stem, options, condition)
+
+def _read(request: JobRequest, plan: _Plan) -> _Output:
+    from dbcron.jobs.query import stream_query
+
+    with stream_query(plan.task, plan.env, request.timeout) as stream:
+        return _consume(
+            stream, plan.formats, plan.out_dir, plan.stem, plan.options, plan.condition
+        )
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """Whether the mail goes out: `skip` says why not (empty when it goes)."""
+
+    found: Verdict | None  # an alert's verdict
+    notes: list[str]
+    skip: str
+
+
+def _decide(task: Task, output: _Output, condition: Condition | None, dry_run: bool) -> _Decision:
+    from dbcron.jobs.alert import verdict
 
     found = verdict(condition, output.matched, output.rows) if condition is not None else None
-
     notes = [found.reason] if found else []
     if task.row_limit is not None and output.rows >= task.row_limit:
         notes.append(f"stopped at row_limit {task.row_limit:,}")
-    result = JobResult(
-        "succeeded",
-        rows=output.rows,
-        bytes=sum(p.stat().st_size for p in output.files),
-        artifacts=[str(p) for p in output.files],
-    )
     skip = _why_not_send(task, output.rows, found)
     if skip and output.files:
         count = len(output.files)
         skip = f"wrote {count} file{'' if count == 1 else 's'} ({output.rows:,} rows), {skip}"
-    if skip:
-        if request.dry_run:
-            skip = f"dry run: {skip}"
-        result.summary = "; ".join([*notes, skip])
-        return result
+    if skip and dry_run:
+        skip = f"dry run: {skip}"
+    return _Decision(found, notes, skip)
 
-    assert task.email is not None  # _why_not_send said there is one
-    message_vars = {**env, "rows": output.rows, "columns": output.columns}
+
+@dataclass(frozen=True)
+class _Mail:
+    """The composed mail to the task's recipients, and how to address the same mail elsewhere."""
+
+    message: EmailMessage
+    readdress: Callable[[Sequence[str], str], EmailMessage]
+    file_count: int  # files the run wrote, attached or not
+
+
+def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision) -> _Mail:
+    task, found = plan.task, decision.found
+    assert task.email is not None  # _decide said there is one
+    message_vars = {**plan.env, "rows": output.rows, "columns": output.columns}
     if found is not None:
         message_vars["reason"] = found.reason
-    subject = _subject(task, message_vars, found, local)
+    subject = _subject(task, message_vars, found, plan.local)
     if task.email.body:
         text, html = render(task.email.body, message_vars, "body"), None
     else:
@@ -144,7 +202,7 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         text, html = render_default_body(
             task=task.name,
             description=description,
-            slot=local,
+            slot=plan.local,
             late_by=request.late_by,
             row_count=output.rows,
             columns=output.columns,
@@ -158,7 +216,7 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         name = f"{task.name}.dry-run" if request.dry_run else task.name
         return compose(
             request.settings,
-            message_id=make_message_id(name, request.slot, domain),
+            message_id=make_message_id(name, request.slot, plan.domain),
             to=to,
             cc=cc,
             bcc=bcc,
@@ -166,34 +224,45 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
             text=text,
             html=html,
             attachments=output.files,
-            output_note=str(out_dir),
+            output_note=str(plan.out_dir),
         )
 
-    msg = message(task.email.to, task.email.cc, task.email.bcc, "")
-    result.artifacts += [str(out_dir / n) for n in _zips(msg, output.files)]
-    if not request.dry_run:
-        deliver(request.settings, msg, request.timeout)
-        result.summary = "; ".join([*notes, _mailed(msg, len(output.files), out_dir)])
-        return result
+    return _Mail(
+        message=message(task.email.to, task.email.cc, task.email.bcc, ""),
+        readdress=lambda to, prefix: message(to, (), (), prefix),
+        file_count=len(output.files),
+    )
 
-    # Dry run: what the slot would send is written next to its files, and
-    # only goes out (marked) to the addresses given on the command line.
-    eml = OutboxMailer(out_dir)
+
+def _send(
+    request: JobRequest, plan: _Plan, mail: _Mail, decision: _Decision, result: JobResult
+) -> None:
+    deliver(request.settings, mail.message, request.timeout)
+    mailed = _mailed(mail.message, mail.file_count, plan.out_dir)
+    result.summary = "; ".join([*decision.notes, mailed])
+
+
+def _send_dry_run(
+    request: JobRequest, plan: _Plan, mail: _Mail, decision: _Decision, result: JobResult
+) -> None:
+    """What the slot would send is written next to its files, and only goes out
+    (marked) to the addresses given on the command line."""
+    msg = mail.message
+    eml = OutboxMailer(plan.out_dir)
     eml.send(msg)
     preview = {
         "subject": str(msg["Subject"]),
         "recipients": recipients(msg),
-        "attachments": [str(out_dir / n) for n in attached_names(msg)],
+        "attachments": [str(plan.out_dir / n) for n in attached_names(msg)],
         "eml": str(eml.path_for(msg)),
         "sent_to": list(request.to),
     }
-    would = f"would have {_mailed(msg, len(output.files), out_dir)}"
+    would = f"would have {_mailed(msg, mail.file_count, plan.out_dir)}"
     if request.to:
-        deliver(request.settings, message(request.to, (), (), "[dry run] "), request.timeout)
+        deliver(request.settings, mail.readdress(request.to, "[dry run] "), request.timeout)
         would += f"; sent to {', '.join(request.to)} instead"
     result.result = preview
-    result.summary = "; ".join(["dry run", *notes, would, f"preview in {preview['eml']}"])
-    return result
+    result.summary = "; ".join(["dry run", *decision.notes, would, f"preview in {preview['eml']}"])
 
 
 def _output_dir(request: JobRequest, name: str) -> Path:

@@ -23,12 +23,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dbcron.jobs import JobError
+from dbcron.jobs.types import JobError
 from dbcron.secrets import mask_secrets
 from dbcron.templating import render_params
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+    from dbcron.model import Task
 
 BATCH_ROWS = 5000
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -99,7 +101,7 @@ def dispose_engines() -> None:
 
 @contextlib.contextmanager
 def stream_query(
-    task: Mapping[str, Any],
+    task: Task,
     variables: Mapping[str, Any],
     timeout: float,
     batch_rows: int = BATCH_ROWS,
@@ -112,16 +114,16 @@ def stream_query(
     """
     from sqlalchemy import text
 
-    url = expand_source(task["source"])
-    params = render_params(task.get("params", {}), variables)
-    limit: int | None = task.get("row_limit")
+    url = expand_source(task.source or "")
+    params = render_params(task.params, variables)
+    limit = task.row_limit
     with (
         _errors("query", url, timeout),
         _connection(url) as conn,
         _guard(conn, timeout, read_only=True),
     ):
         result = conn.execution_options(yield_per=batch_rows).execute(
-            text(task["query"]), params
+            text(task.query or ""), params
         )
         if not result.returns_rows:
             raise JobError("the query returned no result set (is it a SELECT?)", retryable=False)
@@ -164,7 +166,7 @@ class _Batches:
 
 
 def run_statements(
-    task: Mapping[str, Any],
+    task: Task,
     variables: Mapping[str, Any],
     timeout: float,
     commit: bool = True,
@@ -178,11 +180,12 @@ def run_statements(
     """
     from sqlalchemy import text
 
-    url = expand_source(task["source"])
-    params = render_params(task.get("params", {}), variables)
-    cap: int | None = task.get("max_rows_affected")
+    url = expand_source(task.source or "")
+    params = render_params(task.params, variables)
+    cap = task.max_rows_affected
+    statements = task.statements or []
     if url.startswith("mysql") and (cap is not None or not commit):
-        _refuse_implicit_commits(task["statements"], "a dry run" if not commit
+        _refuse_implicit_commits(statements, "a dry run" if not commit
                                  else "max_rows_affected")
     counts: list[int] = []
     with (
@@ -193,7 +196,7 @@ def run_statements(
         # The guard's SET already began the transaction (SQLAlchemy autobegin):
         # every statement joins it, and it ends in one commit or one rollback.
         try:
-            for number, statement in enumerate(task["statements"], start=1):
+            for number, statement in enumerate(statements, start=1):
                 if not statement.strip():
                     continue
                 counts.append(conn.execute(text(statement), params).rowcount)

@@ -1,0 +1,1 @@
+"""What the CLI calls: one function per command, typed errors, no printing."""

@@ -107,8 +107,8 @@ def check_source(target: str | Mapping[str, Any], settings: Settings) -> str:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
 
-    from dbcron.jobs import JobError
     from dbcron.jobs.query import describe_error, expand_source, hide_password
+    from dbcron.jobs.types import JobError
 
     if isinstance(target, Mapping):
         if not target.get("source"):

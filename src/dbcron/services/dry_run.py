@@ -7,15 +7,16 @@ addresses only. No run is recorded and a ``sql`` task's changes are rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from dbcron.errors import DbcronError, TaskNotFound
+from dbcron.errors import DbcronError
 
 if TYPE_CHECKING:
-    from dbcron.jobs import JobResult
+    from dbcron.jobs.types import JobResult
+    from dbcron.model import Task
     from dbcron.settings import Settings
     from dbcron.store import Store
 
@@ -24,9 +25,7 @@ class NoSlot(DbcronError):
     """The schedule has no fire time on the date asked for."""
 
 
-def slot_for(
-    task_data: Mapping[str, Any], default_tz: str, as_of: date | None, now: datetime
-) -> datetime:
+def slot_for(task: Task, default_tz: str, as_of: date | None, now: datetime) -> datetime:
     """The slot a preview is for: the first fire time on ``as_of`` in the task's zone, or now.
 
     A report's templates say ``yesterday`` relative to its slot, so previewing
@@ -34,21 +33,21 @@ def slot_for(
     """
     from dbcron.schedule import ScheduleSpec, describe, next_fire
 
-    spec = ScheduleSpec.from_dict(task_data["schedule"], default_tz)
+    spec = ScheduleSpec.from_dict(task.schedule.model_dump(mode="json"), default_tz)
     if as_of is None:
         return now.astimezone(spec.tz)
     midnight = datetime.combine(as_of, time(), spec.tz).astimezone(UTC)
     fire = next_fire(spec, midnight - timedelta(microseconds=1))
     if fire is None or fire.astimezone(spec.tz).date() != as_of:
         raise NoSlot(
-            f"{task_data['name']} has no run on {as_of:%Y-%m-%d (%A)} ({describe(spec)}); "
+            f"{task.name} has no run on {as_of:%Y-%m-%d (%A)} ({describe(spec)}); "
             "pick a date it runs on, or leave out --as-of to preview as of now"
         )
     return fire.astimezone(spec.tz)
 
 
 def dry_run_task(
-    task_data: Mapping[str, Any],
+    task: Task,
     settings: Settings,
     slot: datetime,
     out_dir: Path | None,
@@ -56,13 +55,14 @@ def dry_run_task(
     timeout: float,
 ) -> JobResult:
     """Run the task for ``slot`` as a dry run; a ``call`` task is described, not called."""
-    from dbcron.jobs import JobRequest, JobResult, execute
+    from dbcron.jobs import execute
+    from dbcron.jobs.types import JobRequest, JobResult
 
-    if task_data["kind"] == "call":
+    if task.kind == "call":
         # Its function may do anything: there is no way to call it without effect.
-        return JobResult("succeeded", summary=f"dry run: would call {task_data['call']}")
+        return JobResult("succeeded", summary=f"dry run: would call {task.call}")
     request = JobRequest(
-        task=dict(task_data),
+        task=task,
         slot=slot,
         settings=settings,
         timeout=timeout,
@@ -84,15 +84,13 @@ def dry_run(
     now: datetime,
 ) -> JobResult:
     """The service behind ``run NAME --dry-run``: look the task up, find its slot, dry-run it."""
-    from dbcron.durations import parse_duration
+    from dbcron.services import tasks
 
-    row = store.tasks.get(name)
-    if row is None:
-        raise TaskNotFound(name, store.tasks.names())
+    task = tasks.load(store, name)
     day = _parse_date(as_of) if as_of else None
-    slot = slot_for(row.data, settings.timezone, day, now)
-    timeout = parse_duration(row.data.get("policy", {}).get("timeout", "15m")).total_seconds()
-    return dry_run_task(row.data, settings, slot, Path(out_dir) if out_dir else None, to, timeout)
+    slot = slot_for(task, settings.timezone, day, now)
+    timeout = task.policy.timeout.total_seconds()
+    return dry_run_task(task, settings, slot, Path(out_dir) if out_dir else None, to, timeout)
 
 
 def _parse_date(text: str) -> date:

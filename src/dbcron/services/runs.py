@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,13 +11,12 @@ from typing import TYPE_CHECKING, Any
 from dbcron.errors import DbcronError
 from dbcron.settings import Settings
 from dbcron.store import DaemonRow, RunRow, Store
-from dbcron.store.runs import FINAL, STATUSES
+from dbcron.vocabulary import FINAL_STATUSES, RunStatus
 
 if TYPE_CHECKING:
     from dbcron.model import Task
 
 TAKE_TIMEOUT = 15.0  # seconds a live daemon gets to take a run-now request
-LEASE_RENEWAL = 5.0  # seconds between lease renewals of a run in this process
 
 
 def live_daemon(store: Store, now: datetime) -> DaemonRow | None:
@@ -32,15 +28,16 @@ def run_now(
     progress: Callable[[str], None],
 ) -> RunRow:
     """Run a task now, through the live daemon when there is one, else in this process."""
-    from dbcron.model import Task
     from dbcron.services import tasks
 
-    task = Task.model_validate(tasks.get(store, name).data)
+    task = tasks.load(store, name)
     now = clock()
     daemon = None if local else live_daemon(store, now)
     if daemon is None:
         progress("running here" + ("" if local else " (no daemon is alive)"))
-        return _run_local(store, settings, task, clock)
+        from dbcron.daemon.local_run import run_local
+
+        return run_local(store, settings, task, clock)
     progress(f"asking the daemon (pid {daemon.pid} on {daemon.host}) to run {name}")
     request_id = store.daemons.request_run(name, now)
     run_id = _wait_taken(store, request_id)
@@ -48,7 +45,7 @@ def run_now(
     told = None
     while True:
         run = store.runs.get(run_id)
-        if run is not None and run.status in FINAL:
+        if run is not None and run.status in FINAL_STATUSES:
             return run
         if run is not None and run.error and run.error != told:
             told = run.error
@@ -78,37 +75,6 @@ def _longest(task: Task) -> float:
     return time.monotonic() + attempts * (task.policy.timeout.total_seconds() + 660)
 
 
-def _run_local(store: Store, settings: Settings, task: Task,
-               clock: Callable[[], datetime]) -> RunRow:
-    from dbcron.daemon.runner import LEASE, Identity, Runner
-    from dbcron.daemon.worker_pool import WorkerPool
-
-    # An identity of its own, with leases it renews: a daemon starting meanwhile must see
-    # this run as alive, and Ctrl-C must not leave it `running` forever.
-    me = Identity(socket.gethostname(), os.getpid(), str(uuid.uuid4()))
-    pool = WorkerPool(1, settings.log_level, settings.log_format)
-    runner = Runner(store, settings, pool, me, clock)
-    try:
-        run_id = runner.submit(task, clock(), "manual", clock())
-        if run_id is None:
-            raise DbcronError(f"could not claim a run of {task.name}")
-        renewed = time.monotonic()
-        while runner.active():
-            runner.tick(clock())
-            if time.monotonic() - renewed > LEASE_RENEWAL:
-                store.runs.renew_leases(runner.inflight(), clock() + LEASE)
-                renewed = time.monotonic()
-            time.sleep(0.1)
-    finally:
-        pool.close(kill_busy=True)
-        runner.shutdown()
-        store.runs.interrupt_daemon(me.daemon_id or "", clock(),
-                                    "interrupted: the manage-tasks run was stopped")
-    run = store.runs.get(run_id)
-    assert run is not None
-    return run
-
-
 def parse_since(text: str, now: datetime, default_tz: str) -> datetime:
     """`--since`: an ISO time, or a duration back from now such as 24h or 7d."""
     from dbcron.durations import parse_duration
@@ -131,15 +97,13 @@ def parse_since(text: str, now: datetime, default_tz: str) -> datetime:
     return value
 
 
-def history(store: Store, name: str | None, status: str | None, since: datetime | None,
+def history(store: Store, name: str | None, status: RunStatus | None, since: datetime | None,
             limit: int) -> list[RunRow]:
     if name is not None:
         from dbcron.services import tasks
 
         if store.tasks.get(name) is None and not store.runs.history(task=name, limit=1):
             tasks.get(store, name)  # raises TaskNotFound with a suggestion
-    if status is not None and status not in STATUSES:
-        raise DbcronError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
     return store.runs.history(task=name, status=status, since=since, limit=limit)
 
 
@@ -187,7 +151,7 @@ def status(store: Store, settings: Settings, now: datetime, count: int = 5) -> S
     upcoming.sort()
     failing = sorted(
         name for name, (_slot, last) in store.runs.latest_status().items()
-        if name in enabled and last in FINAL - {"succeeded", "skipped"}
+        if name in enabled and last in FINAL_STATUSES - {"succeeded", "skipped"}
     )
     return Status(
         daemon=live or (daemons[0] if daemons else None),

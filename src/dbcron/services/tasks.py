@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from dbcron.errors import DbcronError, InvalidTask, TaskNotFound
@@ -19,6 +19,9 @@ from dbcron.schedule import ScheduleSpec, describe, fire_times, next_fire
 from dbcron.secrets import mask_secrets
 from dbcron.settings import Settings
 from dbcron.store import ApplyResult, Store, TaskRow
+
+if TYPE_CHECKING:
+    from dbcron.model import Task
 
 
 @dataclass
@@ -93,6 +96,13 @@ def get(store: Store, name: str) -> TaskRow:
     if row is None:
         raise TaskNotFound(name, store.tasks.names())
     return row
+
+
+def load(store: Store, name: str) -> Task:
+    """The stored task, validated once, for code that runs it (run now, dry run)."""
+    from dbcron.model import Task
+
+    return Task.model_validate(get(store, name).data)
 
 
 def spec_of(row: TaskRow, settings: Settings) -> ScheduleSpec:
@@ -179,8 +189,15 @@ def upcoming(
 
 
 def set_enabled(store: Store, name: str, enabled: bool, now: datetime) -> bool:
-    get(store, name)
-    return store.tasks.set_enabled(name, enabled, now)
+    """False when the task was already in that state (nothing written).
+
+    The new definition comes from the model, which alone knows that `enabled`
+    defaults to true (and so is left out of the stored form).
+    """
+    task = load(store, name)
+    if task.enabled == enabled:
+        return False
+    return store.tasks.upsert([task.model_copy(update={"enabled": enabled}).to_data()], now).changed
 
 
 def delete(store: Store, name: str) -> None:

@@ -12,11 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dbcron.store.database import Database
 from dbcron.store.tables import daemons, runs
-
-STATUSES = ("running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed")
-FINAL = frozenset(STATUSES) - {"running"}
-# Rows that stand for a slot of the schedule (catch-up after downtime starts after the newest).
-_SCHEDULED = ("schedule", "catchup")
+from dbcron.vocabulary import SCHEDULED_TRIGGERS, RunStatus, Trigger
 
 
 @dataclass(frozen=True)
@@ -24,8 +20,8 @@ class RunRow:
     id: int
     task: str
     scheduled_for: datetime
-    trigger: str
-    status: str
+    trigger: Trigger
+    status: RunStatus
     attempt: int
     started_at: datetime | None
     finished_at: datetime | None
@@ -83,16 +79,68 @@ class Claim:
     lease_until: datetime | None
 
 
+@dataclass(frozen=True)
+class Started:
+    """An attempt of a claimed run begins (a retry starts a new attempt on the same row)."""
+
+    attempt: int
+    at: datetime
+    lease_until: datetime | None
+    claim: Claim
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "status": "running", "attempt": self.attempt, "started_at": self.at,
+            "finished_at": None, "error": None, "lease_until": self.lease_until,
+            "host": self.claim.host, "pid": self.claim.pid, "daemon_id": self.claim.daemon_id,
+        }
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run ends; its lease is released."""
+
+    status: RunStatus
+    at: datetime
+    rows: int | None = None
+    size: int | None = None
+    artifacts: list[str] | None = None
+    result: Any = None
+    error: str | None = None
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "finished_at": self.at, "rows": self.rows,
+            "bytes": self.size, "error": printable(self.error), "lease_until": None,
+            "artifacts": json.dumps(self.artifacts) if self.artifacts else None,
+            "result": json.dumps(self.result) if self.result is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class Noted:
+    """A running run's progress note (a failed attempt waiting for its retry)."""
+
+    error: str
+
+    def columns(self) -> dict[str, Any]:
+        return {"error": printable(self.error)}
+
+
+# Every change of a claimed run row is one of these; `RunRepo.update_many` writes them.
+RunUpdate = Started | Finished | Noted
+
+
 class RunRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def claim(self, task: str, slot: datetime, trigger: str, claim: Claim) -> int | None:
+    def claim(self, task: str, slot: datetime, trigger: Trigger, claim: Claim) -> int | None:
         """Insert the slot's run row as running; None when the slot was claimed already."""
         return self.claim_many([(task, slot, trigger)], claim).get((task, slot))
 
     def claim_many(
-        self, slots: list[tuple[str, datetime, str]], claim: Claim
+        self, slots: list[tuple[str, datetime, Trigger]], claim: Claim
     ) -> dict[tuple[str, datetime], int]:
         """Claim many (task, slot, trigger) at once: one statement, one transaction.
 
@@ -123,7 +171,7 @@ class RunRepo:
             return {(r.task, r.scheduled_for): r.id for r in conn.execute(statement, rows)}
 
     def record(
-        self, task: str, slot: datetime, trigger: str, status: str, now: datetime,
+        self, task: str, slot: datetime, trigger: Trigger, status: RunStatus, now: datetime,
         claim: Claim, error: str | None = None,
     ) -> int | None:
         """A slot that did not run (skipped, missed): a finished row, unless already claimed."""
@@ -145,31 +193,8 @@ class RunRepo:
         except IntegrityError:
             return None
 
-    @staticmethod
-    def start_values(attempt: int, now: datetime, lease_until: datetime | None,
-                     claim: Claim) -> dict[str, Any]:
-        """The row's columns when an attempt starts."""
-        return {
-            "status": "running", "attempt": attempt, "started_at": now, "finished_at": None,
-            "error": None, "lease_until": lease_until, "host": claim.host, "pid": claim.pid,
-            "daemon_id": claim.daemon_id,
-        }
-
-    @staticmethod
-    def finish_values(
-        status: str, now: datetime, *, rows: int | None = None, size: int | None = None,
-        artifacts: list[str] | None = None, result: Any = None, error: str | None = None,
-    ) -> dict[str, Any]:
-        """The row's columns when a run ends."""
-        return {
-            "status": status, "finished_at": now, "rows": rows, "bytes": size,
-            "error": printable(error), "lease_until": None,
-            "artifacts": json.dumps(artifacts) if artifacts else None,
-            "result": json.dumps(result) if result is not None else None,
-        }
-
-    def update_many(self, updates: list[tuple[int, dict[str, Any]]]) -> None:
-        """Apply (run id, columns) updates in one transaction, in order for each run.
+    def update_many(self, updates: list[tuple[int, RunUpdate]]) -> None:
+        """Apply (run id, update) pairs in one transaction, in order for each run.
 
         Updates of different runs commute, so they go in layers (each run's first
         update, then its second...) and same-shaped ones in one executemany: a
@@ -177,12 +202,12 @@ class RunRepo:
         """
         layers: list[list[tuple[int, dict[str, Any]]]] = []
         depth: dict[int, int] = {}
-        for run_id, values in updates:
+        for run_id, change in updates:
             level = depth.get(run_id, 0)
             depth[run_id] = level + 1
             if level == len(layers):
                 layers.append([])
-            layers[level].append((run_id, values))
+            layers[level].append((run_id, change.columns()))
         with self.db.write() as conn:
             for layer in layers:
                 shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -196,15 +221,6 @@ class RunRepo:
                         .values({k: bindparam(f"v_{k}") for k in keys})
                     )
                     conn.execute(statement, params_list)
-
-    def finish(
-        self, run_id: int, status: str, now: datetime, *, rows: int | None = None,
-        size: int | None = None, artifacts: list[str] | None = None, result: Any = None,
-        error: str | None = None,
-    ) -> None:
-        values = self.finish_values(status, now, rows=rows, size=size, artifacts=artifacts,
-                                    result=result, error=error)
-        self.update_many([(run_id, values)])
 
     def renew_leases(self, run_ids: list[int], until: datetime) -> None:
         """Extend the leases of the runs this process has in flight (and only those)."""
@@ -256,7 +272,7 @@ class RunRepo:
     def last_slots(self) -> dict[str, datetime]:
         query = (
             select(runs.c.task, func.max(runs.c.scheduled_for))
-            .where(runs.c.trigger.in_(_SCHEDULED))
+            .where(runs.c.trigger.in_(SCHEDULED_TRIGGERS))
             .group_by(runs.c.task)
         )
         with self.db.read() as conn:
@@ -280,7 +296,7 @@ class RunRepo:
             return int(conn.execute(query).scalar_one())
 
     def history(
-        self, task: str | None = None, status: str | None = None,
+        self, task: str | None = None, status: RunStatus | None = None,
         since: datetime | None = None, limit: int = 20,
     ) -> list[RunRow]:
         query = select(runs).order_by(runs.c.scheduled_for.desc(), runs.c.id.desc()).limit(limit)

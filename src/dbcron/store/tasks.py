@@ -167,30 +167,6 @@ class TaskRepo:
                 bump_revision(conn)
         return result
 
-    def set_enabled(self, name: str, enabled: bool, now: datetime) -> bool:
-        """Returns False when the task was already in that state (nothing written)."""
-        with self.db.write() as conn:
-            r = conn.execute(select(tasks).where(tasks.c.name == name)).first()
-            if r is None or r.enabled == enabled:
-                return False
-            data = json.loads(r.definition)
-            if enabled:
-                data.pop("enabled", None)  # the model's default, as to_data() leaves it out
-            else:
-                data["enabled"] = False
-            conn.execute(
-                update(tasks)
-                .where(tasks.c.name == name)
-                .values(
-                    enabled=enabled,
-                    definition=canonical(data),
-                    digest=digest_of(data),
-                    updated_at=now,
-                )
-            )
-            bump_revision(conn)
-        return True
-
     def delete(self, name: str) -> bool:
         with self.db.write() as conn:
             gone = conn.execute(delete(tasks).where(tasks.c.name == name)).rowcount

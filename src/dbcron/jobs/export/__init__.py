@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-FORMATS = ("xlsx", "pdf", "csv")
+from dbcron.vocabulary import FORMATS
 
 # 255 bytes is the usual file name limit; leave room for the ".part" temp name.
 _MAX_STEM_BYTES = 200

@@ -12,9 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from dbcron.jobs import JobError
 from dbcron.jobs.mail.send import (
     Mailer,
     MailError,
@@ -28,9 +27,11 @@ from dbcron.jobs.mail.send import (
     parse_address,
     send_with_retry,
 )
+from dbcron.jobs.types import JobError
 from dbcron.secrets import mask_secrets
 
 if TYPE_CHECKING:
+    from dbcron.model import Task
     from dbcron.settings import Settings
 
 MAIL_ATTEMPTS = 3
@@ -125,7 +126,7 @@ def recipients(msg: EmailMessage) -> list[str]:
 
 
 def notify_failure(
-    task_data: Mapping[str, Any],
+    task: Task,
     slot: datetime,
     error: str,
     facts: Mapping[str, object],
@@ -138,10 +139,10 @@ def notify_failure(
     so a daemon restarted mid-notice does not send two unnoticed. Raises
     ``MailError`` when the notice itself cannot be delivered.
     """
-    to = list(task_data.get("notify", {}).get("on_failure", []))
+    to = list(task.notify.on_failure)
     if not to:
         return []
-    name = str(task_data["name"])
+    name = task.name
     error = mask_secrets(error).strip() or "unknown error"
     first_line = error.splitlines()[0]
     lines = [f"The task {name} failed and will not be retried for this slot.", ""]

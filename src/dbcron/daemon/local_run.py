@@ -1,0 +1,53 @@
+"""`manage-tasks run` without a live daemon: one run in the CLI's own process.
+
+It goes through the daemon's runner (same claim, same history, same worker
+process and timeout), so a run started here is recorded like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from dbcron.daemon.runner import LEASE, Identity, Runner
+from dbcron.daemon.worker_pool import WorkerPool
+from dbcron.errors import DbcronError
+from dbcron.model import Task
+from dbcron.settings import Settings
+from dbcron.store import RunRow, Store
+
+LEASE_RENEWAL = 5.0  # seconds between lease renewals of a run in this process
+
+
+def run_local(
+    store: Store, settings: Settings, task: Task, clock: Callable[[], datetime]
+) -> RunRow:
+    """Run the task once in this process (manage-tasks run --local, or no daemon alive)."""
+    # An identity of its own, with leases it renews: a daemon starting meanwhile must see
+    # this run as alive, and Ctrl-C must not leave it `running` forever.
+    me = Identity(socket.gethostname(), os.getpid(), str(uuid.uuid4()))
+    pool = WorkerPool(1, settings.log_level, settings.log_format)
+    runner = Runner(store, settings, pool, me, clock)
+    try:
+        run_id = runner.submit(task, clock(), "manual", clock())
+        if run_id is None:
+            raise DbcronError(f"could not claim a run of {task.name}")
+        renewed = time.monotonic()
+        while runner.active():
+            runner.tick(clock())
+            if time.monotonic() - renewed > LEASE_RENEWAL:
+                store.runs.renew_leases(runner.inflight(), clock() + LEASE)
+                renewed = time.monotonic()
+            time.sleep(0.1)
+    finally:
+        pool.close(kill_busy=True)
+        runner.shutdown()
+        store.runs.interrupt_daemon(me.daemon_id or "", clock(),
+                                    "interrupted: the manage-tasks run was stopped")
+    run = store.runs.get(run_id)
+    assert run is not None
+    return run

@@ -1,0 +1,34 @@
+"""The words dbcron's parts share: kinds, formats, run statuses, triggers, policies.
+
+Each is a `Literal` type, so the model, the store, the click choices and mypy
+agree on one list; the tuples beside them are the same lists at run time (for
+`click.Choice`, error messages and SQL filters), derived with `get_args` so they
+cannot drift from the types. This module imports nothing heavy: the CLI reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Kind = Literal["report", "sql", "alert", "call"]
+Format = Literal["xlsx", "pdf", "csv"]
+SendRule = Literal["always", "if_rows", "if_empty"]
+Catchup = Literal["none", "latest", "all"]
+Overlap = Literal["skip", "queue", "allow"]
+DstGap = Literal["shift", "skip"]
+DstOverlap = Literal["first", "both"]
+
+RunStatus = Literal[
+    "running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed"
+]
+# What a finished attempt of a job reports; the runner maps it onto a RunStatus.
+JobStatus = Literal["succeeded", "failed"]
+# Why a run row exists: its slot came due, a late slot after downtime, `run`, or a dry run.
+Trigger = Literal["schedule", "catchup", "manual", "dry-run"]
+
+KINDS: tuple[Kind, ...] = get_args(Kind)
+FORMATS: tuple[Format, ...] = get_args(Format)
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+FINAL_STATUSES: frozenset[RunStatus] = frozenset(RUN_STATUSES) - {"running"}
+# Slots that came from the schedule (as opposed to `run`): they count for catch-up.
+SCHEDULED_TRIGGERS: tuple[Trigger, ...] = ("schedule", "catchup")

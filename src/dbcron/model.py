@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from dbcron import cron, durations
+from dbcron import cells, cron, durations
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 KINDS = ("report", "sql", "alert", "call")
@@ -132,12 +132,45 @@ class Policy(_Strict):
         return value
 
 
+class Column(_Strict):
+    """How one result column is shown in the files and the mail."""
+
+    format: str | None = Field(
+        None, description='Excel number format code, e.g. "#,##0.00", "0.0%", "yyyy-mm-dd"'
+    )
+    label: str | None = Field(None, description="header text instead of the column name")
+    wrap: bool = Field(False, description="PDF: wrap long text onto more lines, not cut it")
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        if value is not None:
+            cells.parse_format(value)
+        return value
+
+
+class Csv(_Strict):
+    """CSV bytes: UTF-8 with a BOM opens right in Excel and LibreOffice by a double-click."""
+
+    encoding: Literal["utf-8-sig", "utf-8", "utf-16", "cp1252", "latin-1"] = "utf-8-sig"
+    delimiter: str = Field(",", min_length=1, max_length=1)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str) -> str:
+        if value in ('"', "\r", "\n") or value.isalnum():
+            raise ValueError(f"delimiter {value!r} cannot be used: use one of , ; | or a tab")
+        return value
+
+
 class Export(_Strict):
     formats: list[Literal["xlsx", "pdf", "csv"]] = Field(
         default_factory=lambda: ["xlsx"]  # type: ignore[arg-type]
     )
     filename: str = "{{ task }}-{{ today }}"
     title: str | None = None
+    columns: dict[str, Column] = Field(default_factory=dict)
+    csv: Csv = Csv()
 
     @field_validator("formats")
     @classmethod

@@ -86,8 +86,9 @@ def _describe_count(statement: str, count: int) -> str:
 
 
 def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) -> JobResult:
+    from dbcron.cells import parse_format
     from dbcron.jobs.alert import parse_condition, verdict
-    from dbcron.jobs.export import ExportOptions
+    from dbcron.jobs.export import ColumnStyle, ExportOptions
     from dbcron.jobs.query import stream_query
     from dbcron.model import Export
 
@@ -102,6 +103,14 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         title=title or task.name,
         subtitle=f"Scheduled for {local:%Y-%m-%d %H:%M} {local.tzname()}",
         tz=tz,
+        columns={
+            name: ColumnStyle(
+                format=parse_format(c.format) if c.format else None, label=c.label, wrap=c.wrap
+            )
+            for name, c in (export.columns.items() if export else ())
+        },
+        csv_encoding=export.csv.encoding if export else "utf-8-sig",
+        csv_delimiter=export.csv.delimiter if export else ",",
     )
     condition = parse_condition(task.condition) if task.condition else None
     domain = mail_domain(request.settings) if task.email else ""

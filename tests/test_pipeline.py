@@ -476,3 +476,46 @@ def test_failure_notice_goes_to_on_failure_masked(
     assert "attempt: 3\nhost: worker-1" in text
     assert "slot: 2026-03-02T09:00:00+00:00" in text
     assert notify_failure(report("x"), SLOT, "boom", {}, settings) == []
+
+
+def test_numbers_read_right_in_the_mail_and_every_file(
+    sqlite_sales: str, settings: Settings, smtp_server: SmtpTestServer
+) -> None:
+    """Before: the mail showed 230.98000000000002 and the csv 0.30000000000000004."""
+    task = report(
+        sqlite_sales,
+        query="SELECT 'North' AS region, 230.98 + 0.00000000000002 AS total, "
+        "0.1 + 0.2 AS share UNION ALL SELECT 'South', 1792.39, 12.5",
+        params={},
+        export={
+            "formats": ["xlsx", "pdf", "csv"],
+            "filename": "sales",
+            "title": "Sales until {{ yesterday }}",
+            "columns": {"total": {"format": "#,##0.00", "label": "Total"}},
+        },
+    )
+    result = run(task, settings)
+    assert result.status == "succeeded", result.error
+    [received] = smtp_server.messages
+    body = received.message.get_body(("plain",))
+    assert body is not None
+    assert body.get_content() == (
+        "Sales until 2026-03-01\nSales by region\n\n"
+        "Scheduled for: 2026-03-02 09:00 GMT\n"
+        "Rows: 2\n"
+        "Files: sales.xlsx, sales.pdf, sales.csv\n\n"
+        "region |    Total | share\n"
+        "-------+----------+------\n"
+        "North  |   230.98 |   0.3\n"
+        "South  | 1,792.39 |  12.5\n"
+    )
+    files = attachments(received.message)
+    assert files["sales.csv"][1].decode("utf-8-sig") == (
+        "region,Total,share\r\nNorth,230.98,0.3\r\nSouth,\"1,792.39\",12.5\r\n"
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(files["sales.xlsx"][1])).active
+    assert sheet is not None
+    assert [c.value for c in sheet[1]] == ["region", "Total", "share"]
+    assert (sheet["B3"].value, sheet["B3"].number_format) == (1792.39, "#,##0.00")
+    text = pypdf.PdfReader(io.BytesIO(files["sales.pdf"][1])).pages[0].extract_text()
+    assert "region Total share\nNorth 230.98 0.3\nSouth 1,792.39 12.5\n" in text

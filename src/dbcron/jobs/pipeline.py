@@ -152,11 +152,13 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         description = "\n".join(x for x in (task.description, found and found.reason) if x)
         text, html = render_default_body(
             task=task.name,
+            title=options.title,
             description=description,
             slot=local,
             late_by=request.late_by,
             row_count=output.rows,
-            columns=output.columns,
+            columns=options.labels(output.columns),
+            formats=[s.format for s in options.styles(output.columns)],
             first_rows=output.preview,
             files=[p.name for p in output.files],
         )

@@ -586,3 +586,22 @@ def test_the_table_reads_like_the_files_numbers_on_the_point_wide_text_padded() 
     # Right-aligned cells padded after the point with figure spaces line the points up.
     cells = re.findall(r"tabular-nums;\">([^<]*)</td>", html)
     assert cells == ["230.98", "0.3\u2007", "1,792.39", "12.5\u2007", "7.00", "3.25"]
+
+
+def test_a_title_that_is_the_description_is_said_once() -> None:
+    text, html = render_default_body(
+        task="high-waste",
+        title="A floor wasted more than 50 kg",
+        description="A floor wasted more than 50 kg\ncondition holds: 1 row with waste_kg > 50",
+        slot=SLOT,
+        late_by=None,
+        row_count=None,
+        columns=[],
+        first_rows=[],
+        files=[],
+    )
+    assert text == (
+        "A floor wasted more than 50 kg\ncondition holds: 1 row with waste_kg > 50\n\n"
+        "Scheduled for: 2026-03-01 09:00 IST\n"
+    )
+    assert html.count("A floor wasted more than 50 kg") == 1

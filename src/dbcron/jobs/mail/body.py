@@ -97,8 +97,8 @@ def render_default_body(
     first 20 rows are shown; the attachments hold the rest.
     """
     heading = title or task
-    if description == heading:
-        description = ""
+    # The title defaults to the description: do not say it twice.
+    description = "\n".join(line for line in description.split("\n") if line != heading)
     facts = _facts(slot, late_by, row_count, files)
     rows = [list(row) for row in first_rows[:PREVIEW_ROWS]]
     note = _preview_note(len(rows), row_count)

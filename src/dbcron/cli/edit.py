@@ -24,6 +24,7 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
     """Create or update the tasks declared in YAML files or directories."""
     from dbcron.services import tasks
 
+    app.settings  # noqa: B018 (reads .env, which may set the ${VAR}s the tasks name)
     checked = tasks.check_paths(paths)
     _print_warnings(checked.warnings)
     if prune:
@@ -48,7 +49,9 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
 def validate(paths: tuple[str, ...]) -> None:
     """Check task files without touching the store."""
     from dbcron.services import tasks
+    from dbcron.settings import load_environment
 
+    load_environment()  # a ${VAR} that ./.env sets is set for the daemon started here too
     checked = tasks.check_paths(paths)
     _print_warnings(checked.warnings)
     click.echo(f"{len(checked.definitions)} task(s) valid: {', '.join(checked.names)}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import textwrap
 from typing import TYPE_CHECKING
 
 import click
@@ -69,9 +73,17 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
 def history(app: App, name: str | None, status: str | None, since: str | None, limit: int,
             as_json: bool) -> None:
     """Past runs, newest first: when due, started, ended, status, rows, error."""
+    from dbcron.errors import DbcronError
     from dbcron.services import runs
+    from dbcron.store.runs import STATUSES
 
-    start = runs.parse_since(since, app.now(), app.settings.timezone) if since else None
+    if status is not None and status not in STATUSES:
+        raise click.BadParameter(f"{status!r}: use one of {', '.join(STATUSES)}",
+                                 param_hint="--status")
+    try:
+        start = runs.parse_since(since, app.now(), app.settings.timezone) if since else None
+    except DbcronError as exc:
+        raise click.UsageError(str(exc)) from None
     found = runs.history(app.existing_store, name, status, start, limit)
     if as_json:
         print_json([r.to_json() for r in found])
@@ -80,17 +92,30 @@ def history(app: App, name: str | None, status: str | None, since: str | None, l
         click.echo("no runs")
         return
     tz = app.settings.timezone
-    table(
-        [
-            [
-                str(r.id), r.task, local(r.scheduled_for, tz), r.status,
-                _took(r), "-" if r.rows is None else str(r.rows),
-                (r.error or "").splitlines()[0][:80] if r.error else "",
-            ]
-            for r in found
-        ],
-        ["ID", "TASK", "SLOT", "STATUS", "TOOK", "ROWS", "ERROR"],
-    )
+    headers = ["ID", "TASK", "SLOT", "STATUS", "TOOK", "ROWS", "ERROR"]
+    rows = [
+        [str(r.id), r.task, local(r.scheduled_for, tz), r.status, _took(r),
+         "-" if r.rows is None else str(r.rows)]
+        for r in found
+    ]
+    room = _error_room(headers[:-1], rows)
+    lines: list[list[str]] = []
+    for row, r in zip(rows, found, strict=True):
+        error = r.error.splitlines()[0] if r.error else ""
+        # Wrapped, never cut: the cause ("no such column: regoin") is at the end.
+        chunks = textwrap.wrap(error, room, break_on_hyphens=False) if room else [error]
+        lines.append([*row, chunks[0] if chunks else ""])
+        lines += [["", "", "", "", "", "", chunk] for chunk in chunks[1:]]
+    table(lines, headers)
+
+
+def _error_room(headers: list[str], rows: list[list[str]]) -> int:
+    """Columns left for the error on this terminal; 0 (no limit) when not on one."""
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        return 0
+    widths = [max(len(c) for c in col) for col in zip(headers, *rows, strict=True)]
+    used = sum(widths) + 2 * len(widths)
+    return max(shutil.get_terminal_size().columns - used, 30)
 
 
 def _took(run: RunRow) -> str:

@@ -59,3 +59,31 @@ def test_history_with_a_bad_status_is_a_usage_error(run_cli: Cli, failed_run: No
         "Error: --since 'last tuesday': give an ISO time (2026-11-20, 2026-11-20T09:00+01:00) "
         "or a duration back from now (24h, 7d)\n"
     )
+
+
+def test_next_without_a_name_lists_every_tasks_fires(run_cli: Cli, tmp_path: Path) -> None:
+    write_task(tmp_path / "t", "alpha", schedule={"cron": "0 9 * * *", "timezone": "Asia/Kolkata"})
+    write_task(tmp_path / "t", "beta", schedule={"every": "12h"})
+    write_task(tmp_path / "t", "gamma", enabled=False)
+    assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
+    result = run_cli("next", "-n", "2", "--from", "2026-11-20T00:00+00:00")
+    assert (result.exit_code, result.stdout) == (0,
+        "2026-11-20T09:00:00+05:30  alpha\n"
+        "2026-11-20T12:00:00+00:00  beta\n"
+        "2026-11-21T00:00:00+00:00  beta\n"
+        "2026-11-21T09:00:00+05:30  alpha\n"
+    )  # fmt: skip
+
+
+def test_status_shows_next_runs_in_each_tasks_zone(run_cli: Cli, tmp_path: Path) -> None:
+    """Before, status showed them in UTC where list used each task's zone."""
+    write_task(tmp_path / "t", "alpha", schedule={"cron": "0 9 * * *", "timezone": "Asia/Kolkata"})
+    write_task(tmp_path / "t", "beta", schedule={"cron": "0 9 * * *", "timezone": "UTC"})
+    assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
+    lines = run_cli("status").stdout.splitlines()
+    nexts = {line.split()[-1]: line.split()[-2] for line in lines[lines.index("next:") + 1:]}
+    assert nexts == {"alpha": "+0530", "beta": "+0000"}
+    listed = {line.split()[0]: line for line in run_cli("list").stdout.splitlines()[1:]}
+    for name in ("alpha", "beta"):
+        at = next(line for line in lines if line.endswith(name)).split()[:3]
+        assert " ".join(at) in listed[name]

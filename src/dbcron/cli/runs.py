@@ -162,7 +162,7 @@ def status(app: App, check: bool, as_json: bool) -> None:
         click.echo("last run failed: " + ", ".join(report.failing))
     click.echo("next:" if report.upcoming else "next: nothing scheduled")
     for at, name in report.upcoming:
-        click.echo(f"  {local(at, tz)}  {name}")
+        click.echo(f"  {local(at, at.tzinfo)}  {name}")  # each in its task's zone, as in list
 
 
 COMMANDS = [run, history, status]

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dbcron.errors import DbcronError
@@ -164,7 +164,7 @@ class Status:
                 "tasks_loaded": d.tasks_loaded if d else 0,
             },
             "runs_24h": self.runs_24h,
-            "next": [{"task": n, "at": t.isoformat()} for t, n in self.upcoming],
+            "next": [{"task": n, "at": t.astimezone(UTC).isoformat()} for t, n in self.upcoming],
             "failing": self.failing,
         }
 
@@ -181,9 +181,10 @@ def status(store: Store, settings: Settings, now: datetime, count: int = 5) -> S
         if not is_enabled:
             continue
         enabled.add(name)
-        at = next_fire(spec_from_json(schedule, settings.timezone), now)
+        spec = spec_from_json(schedule, settings.timezone)
+        at = next_fire(spec, now)
         if at is not None:
-            upcoming.append((at, name))
+            upcoming.append((at.astimezone(spec.tz), name))  # shown in the task's zone
     upcoming.sort()
     failing = sorted(
         name for name, (_slot, last) in store.runs.latest_status().items()

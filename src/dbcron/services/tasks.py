@@ -178,6 +178,18 @@ def upcoming(
     return fire_times(spec_of(get(store, name), settings), start, count)
 
 
+def upcoming_all(
+    store: Store, count: int, start: datetime, settings: Settings
+) -> list[tuple[datetime, str]]:
+    """Each enabled task's next ``count`` fire times, in the task's zone, in time order."""
+    fires: list[tuple[datetime, str]] = []
+    for name, _kind, enabled, schedule in store.tasks.summaries():
+        if enabled:
+            spec = spec_from_json(schedule, settings.timezone)
+            fires += [(t.astimezone(spec.tz), name) for t in fire_times(spec, start, count)]
+    return sorted(fires)
+
+
 def set_enabled(store: Store, name: str, enabled: bool, now: datetime) -> bool:
     get(store, name)
     return store.tasks.set_enabled(name, enabled, now)

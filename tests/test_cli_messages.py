@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,3 +88,46 @@ def test_status_shows_next_runs_in_each_tasks_zone(run_cli: Cli, tmp_path: Path)
     for name in ("alpha", "beta"):
         at = next(line for line in lines if line.endswith(name)).split()[:3]
         assert " ".join(at) in listed[name]
+
+
+def _sales_task(directory: Path, name: str, query: str, **over: object) -> None:
+    import sqlite3
+
+    db = directory.parent / "sales.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS s (region TEXT, amount REAL)")
+    write_task(directory, name, kind="report", call=None, source=f"sqlite:///{db}",
+               query=query, **over)
+    path = directory / f"{name}.yaml"
+    path.write_text(path.read_text().replace("call: null\n", ""))
+
+
+def test_run_says_run_number_whole_time_and_no_log_lines(run_cli: Cli, tmp_path: Path) -> None:
+    """Before: 'run 2 of f: failed after 2 attempts in 0.0s' after a wait, with the runner's
+    log lines ('run f attempt 1 failed: ...', 'run f failed: slot ...') between."""
+    _sales_task(tmp_path / "t", "f", "SELECT regoin FROM s", policy={"retries": 1})
+    assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
+    result = run_cli("run", "f", "--local", DBCRON_RETRY_BACKOFF_SECONDS="1")
+    assert result.exit_code == 1
+    db = tmp_path / "sales.db"
+    cause = f"query failed on sqlite {db}: OperationalError: no such column: regoin"
+    assert result.stderr == (
+        "running here\n"
+        f"attempt 1 failed: {cause}; retrying in 1s\n"
+        f"Error: {cause}\n"
+    )
+    took = re.fullmatch(r"run #1 of f: failed after 2 attempts in (\d+\.\d)s\n", result.stdout)
+    assert took is not None and float(took[1]) >= 1.0, result.stdout
+
+
+def test_run_says_an_if_rows_mail_was_not_sent(run_cli: Cli, tmp_path: Path) -> None:
+    _sales_task(tmp_path / "t", "r", "SELECT region, amount FROM s",
+                email={"to": ["a@example.com"], "send": "if_rows"}, export={"formats": ["csv"]})
+    assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
+    result = run_cli("run", "r", "--local")
+    assert result.exit_code == 0
+    first = result.stdout.splitlines()[0]
+    assert re.fullmatch(
+        r"run #1 of r: succeeded in \d+\.\ds, 0 rows; no rows: mail not sent \(send: if_rows\)",
+        first,
+    ), first

@@ -260,7 +260,7 @@ def test_run_command_through_the_daemon(run_cli: Cli, daemon: Any, tmp_path: Pat
     result = run_cli("run", "now")
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("asking the daemon (pid ")
-    assert result.stdout.startswith("run ") and ": succeeded in " in result.stdout
+    assert result.stdout.startswith("run #") and " of now: succeeded in " in result.stdout
     status = run_cli("status", "--check")
     assert (status.exit_code, status.stdout.split(",")[0]) == (
         0, f"ok: daemon pid {proc.proc.pid} on {__import__('socket').gethostname()} alive"  # type: ignore[union-attr]

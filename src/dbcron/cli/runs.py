@@ -46,17 +46,25 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
         if result.status != "succeeded":
             raise click.ClickException(result.error or "dry run failed")
         return
-    from dbcron.services.runs import run_now
+    import logging
 
+    from dbcron.services.runs import mail_note, run_now
+
+    # The runner logs each attempt for a daemon's journal; here the command's own lines
+    # (progress on stderr, the outcome on stdout) say it, without the log lines between.
+    logging.getLogger("dbcron").addHandler(logging.NullHandler())
     outcome = run_now(app.existing_store, app.settings, name, app.now, local,
                       lambda line: click.echo(line, err=True))
     if as_json:
         print_json(outcome.to_json())
     else:
-        rows = "" if outcome.rows is None else f", {outcome.rows} row" + (
+        rows = "" if outcome.rows is None else f", {outcome.rows:,} row" + (
             "" if outcome.rows == 1 else "s")
         tries = f" after {outcome.attempt} attempts" if outcome.attempt > 1 else ""
-        click.echo(f"run {outcome.id} of {name}: {outcome.status}{tries} in {_took(outcome)}{rows}")
+        took = _took(outcome)  # from the first attempt's start: retry waits included
+        note = mail_note(app.existing_store, outcome)
+        click.echo(f"run #{outcome.id} of {name}: {outcome.status}{tries} in {took}{rows}"
+                   + (f"; {note}" if note else ""))
         for path in outcome.artifacts:
             click.echo(f"  {path}")
     if outcome.status != "succeeded":

@@ -7,7 +7,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,12 @@ def run_now(
     store: Store, settings: Settings, name: str, clock: Callable[[], datetime], local: bool,
     progress: Callable[[str], None],
 ) -> RunRow:
-    """Run a task now, through the live daemon when there is one, else in this process."""
+    """Run a task now, through the live daemon when there is one, else in this process.
+
+    The row comes back with ``started_at`` of its first attempt, so that its
+    duration is the whole run, retry waits included (each attempt restarts the
+    stored ``started_at``).
+    """
     from dbcron.model import Task
     from dbcron.services import tasks
 
@@ -40,16 +45,18 @@ def run_now(
     daemon = None if local else live_daemon(store, now)
     if daemon is None:
         progress("running here" + ("" if local else " (no daemon is alive)"))
-        return _run_local(store, settings, task, clock)
+        return _run_local(store, settings, task, clock, progress)
     progress(f"asking the daemon (pid {daemon.pid} on {daemon.host}) to run {name}")
     request_id = store.daemons.request_run(name, now)
     run_id = _wait_taken(store, request_id)
     limit = _longest(task)
     told = None
+    first: datetime | None = None
     while True:
         run = store.runs.get(run_id)
+        first = first or (run.started_at if run is not None else None)
         if run is not None and run.status in FINAL:
-            return run
+            return replace(run, started_at=first or run.started_at)
         if run is not None and run.error and run.error != told:
             told = run.error
             progress(run.error)
@@ -79,22 +86,31 @@ def _longest(task: Task) -> float:
 
 
 def _run_local(store: Store, settings: Settings, task: Task,
-               clock: Callable[[], datetime]) -> RunRow:
+               clock: Callable[[], datetime], progress: Callable[[str], None]) -> RunRow:
     from dbcron.daemon.runner import LEASE, Identity, Runner
     from dbcron.daemon.worker_pool import WorkerPool
 
     # An identity of its own, with leases it renews: a daemon starting meanwhile must see
     # this run as alive, and Ctrl-C must not leave it `running` forever.
     me = Identity(socket.gethostname(), os.getpid(), str(uuid.uuid4()))
-    pool = WorkerPool(1, settings.log_level, settings.log_format)
+    # The command says what happened itself: the job's routine log lines (mail written,
+    # run finished) are for a daemon's journal; its warnings still reach the terminal.
+    pool = WorkerPool(1, "WARNING", settings.log_format)
     runner = Runner(store, settings, pool, me, clock)
     try:
         run_id = runner.submit(task, clock(), "manual", clock())
         if run_id is None:
             raise DbcronError(f"could not claim a run of {task.name}")
         renewed = time.monotonic()
+        told = None
+        first: datetime | None = None
         while runner.active():
             runner.tick(clock())
+            run = store.runs.get(run_id)
+            first = first or (run.started_at if run is not None else None)
+            if run is not None and run.status == "running" and run.error and run.error != told:
+                told = run.error  # "attempt 1 failed: ...; retrying in 30s"
+                progress(run.error)
             if time.monotonic() - renewed > LEASE_RENEWAL:
                 store.runs.renew_leases(runner.inflight(), clock() + LEASE)
                 renewed = time.monotonic()
@@ -106,7 +122,28 @@ def _run_local(store: Store, settings: Settings, task: Task,
                                     "interrupted: the manage-tasks run was stopped")
     run = store.runs.get(run_id)
     assert run is not None
-    return run
+    return replace(run, started_at=first or run.started_at)
+
+
+def mail_note(store: Store, run: RunRow) -> str:
+    """Why a succeeded run sent no mail, from the task's rules (empty when it mailed)."""
+    from dbcron.model import Task
+
+    row = store.tasks.get(run.task)
+    if row is None or run.status != "succeeded" or run.rows is None:
+        return ""
+    task = Task.model_validate(row.data)
+    if task.kind not in ("report", "alert"):
+        return ""
+    if task.email is None:
+        return "no email configured: mail not sent" if task.kind == "report" else ""
+    if task.kind == "alert":
+        return "no rows: the condition does not hold, mail not sent" if run.rows == 0 else ""
+    if task.email.send == "if_rows" and run.rows == 0:
+        return "no rows: mail not sent (send: if_rows)"
+    if task.email.send == "if_empty" and run.rows > 0:
+        return f"{run.rows:,} rows: mail not sent (send: if_empty)"
+    return ""
 
 
 def parse_since(text: str, now: datetime, default_tz: str) -> datetime:

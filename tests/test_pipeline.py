@@ -428,6 +428,26 @@ def test_dry_run_builds_everything_and_sends_nothing(
     assert received.rcpt_tos == ["me@example.com"]
     assert received.message["Subject"] == f"[dry run] Sales report 2026-03-01: {ROWS} rows"
     assert "dry-run" in received.message["Message-ID"]
+    assert to_me.summary == (
+        "dry run; would have mailed 3 files to 2 recipients; sent to me@example.com instead; "
+        f"preview in {to_me.result['eml']}"
+    )
+
+
+def test_dry_run_to_without_smtp_says_it_went_to_the_outbox(
+    sqlite_sales: str, tmp_path: Path
+) -> None:
+    """Before: 'sent to me@example.com instead' when it was only written to the outbox."""
+    settings = make_settings(tmp_path)
+    result = run(report(sqlite_sales), settings, dry_run=True, out_dir=tmp_path / "p",
+                 to=("me@example.com",))
+    assert result.status == "succeeded", result.error
+    assert result.summary == (
+        "dry run; would have mailed 3 files to 2 recipients; for me@example.com, written to "
+        f"the outbox {tmp_path / 'outbox'} instead (DBCRON_SMTP_HOST is not set); "
+        f"preview in {result.result['eml']}"
+    )
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
 
 
 def test_dry_run_of_a_sql_task_changes_nothing(sqlite_sales: str, settings: Settings) -> None:

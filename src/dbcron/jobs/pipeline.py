@@ -201,7 +201,12 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
     would = f"would have {_mailed(msg, len(output.files), out_dir)}"
     if request.to:
         deliver(request.settings, message(request.to, (), (), "[dry run] "), request.timeout)
-        would += f"; sent to {', '.join(request.to)} instead"
+        to = ", ".join(request.to)
+        if request.settings.smtp_host:
+            would += f"; sent to {to} instead"
+        else:  # no SMTP server configured: the mail went to the outbox, not to anyone
+            would += (f"; for {to}, written to the outbox {request.settings.outbox_dir} "
+                      "instead (DBCRON_SMTP_HOST is not set)")
     result.result = preview
     result.summary = "; ".join(["dry run", *notes, would, f"preview in {preview['eml']}"])
     return result

@@ -5,7 +5,7 @@ show the same digits:
 
 - a float is shown as the shortest text that reads back as the same float
   once rounded to 15 significant digits (Excel's precision), so a sum stored
-  as ``230.98000000000002`` reads ``230.98``;
+  as ``230.98000000000002`` reads ``230.98`` and ``5.0`` reads ``5``;
 - a Decimal keeps its scale (``12.50`` stays ``12.50``, never ``1.25E+1``);
 - a column ``format`` is an Excel number format code, a subset that also has
   a text rendering here (``#,##0.00``, ``0.0%``, ``"$"#,##0;("$"#,##0)``,
@@ -33,9 +33,11 @@ _DAYS = [dt.date(2000, 1, d).strftime("%A") for d in range(3, 10)]  # 2000-01-03
 def plain_text_number(value: float | Decimal | int) -> str:
     """A number without float noise: see the module docstring."""
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return repr(value)
-        return repr(float(f"{value:.15g}"))
+        # Two decimals of at most 15 digits never share a double, so the 15-digit
+        # rounding with trailing zeros dropped is already the shortest text that
+        # reads back as the rounded float (5.0 reads "5", 1e20 "1e+20"), and costs
+        # no more than repr().
+        return f"{value:.15g}"
     if isinstance(value, Decimal):
         return format(value, "f") if value.is_finite() else str(value)
     return str(value)

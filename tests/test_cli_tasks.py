@@ -218,6 +218,10 @@ def test_export_round_trips_through_apply(run_cli: Cli, applied: Path, tmp_path:
     assert out.exit_code == 0
     path = tmp_path / "exported.yaml"
     path.write_text(out.stdout)
+    # beta ran in the default zone, which the file now names: applying it makes that explicit.
+    assert run_cli("apply", str(path)).stdout.startswith("0 created, 1 updated, 1 unchanged")
+    again = run_cli("export")
+    assert again.stdout == out.stdout
     assert run_cli("apply", str(path)).stdout.startswith("0 created, 0 updated, 2 unchanged")
     data = json.loads(run_cli("export", "--format", "json").stdout)
     assert [d["name"] for d in data] == ["alpha", "beta"]

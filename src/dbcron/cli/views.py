@@ -128,7 +128,7 @@ def export(app: App, fmt: str) -> None:
     """Print every task as a task file (secrets masked): a backup `apply` can read."""
     from dbcron.services import tasks
 
-    exported = tasks.export_all(app.existing_store)
+    exported = tasks.export_all(app.existing_store, app.settings.timezone)
     if fmt == "json":
         print_json(exported)
     else:

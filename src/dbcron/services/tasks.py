@@ -200,5 +200,13 @@ def delete(store: Store, name: str) -> None:
     store.tasks.delete(name)
 
 
-def export_all(store: Store) -> list[dict[str, Any]]:
-    return [masked(row.data) for row in store.tasks.all()]
+def export_all(store: Store, default_tz: str) -> list[dict[str, Any]]:
+    """Every task as a task file; a schedule without a zone gets the one it runs in
+    (DBCRON_TIMEZONE here), so applying the file on another host keeps its times."""
+    exported = []
+    for row in store.tasks.all():
+        data = masked(row.data)
+        data["schedule"] = {**data["schedule"],
+                            "timezone": data["schedule"].get("timezone") or default_tz}
+        exported.append(data)
+    return exported

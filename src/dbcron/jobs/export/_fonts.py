@@ -112,6 +112,7 @@ class FontChain:
         self._pending: Iterator[Path] | None = None
         self._by_char: dict[str, int] = {}
         self._runs: dict[tuple[str, float], list[Run]] = {}
+        self._simple: dict[str, bool] = {}  # a report repeats its texts (cities, names)
         self.missing: set[str] = set()
         path = resources.files("dbcron") / "fonts" / bundled
         with resources.as_file(path) as font_path:
@@ -157,7 +158,14 @@ class FontChain:
         """True when the first font draws ``text`` as it is, with no shaping or reordering."""
         if text.isascii():
             return True
-        return all(self._font_of(ch) == 0 and not _needs_shaping(ch) for ch in text)
+        known = self._simple.get(text)
+        if known is None:
+            if len(self._simple) >= _CACHE_LIMIT:
+                self._simple.clear()
+            known = self._simple[text] = all(
+                self._font_of(ch) == 0 and not _needs_shaping(ch) for ch in text
+            )
+        return known
 
     def width(self, text: str, size: float) -> float:
         if self.simple(text):
@@ -215,7 +223,7 @@ class FontChain:
 
 def _needs_shaping(ch: str) -> bool:
     code = ord(ch)
-    return any(lo <= code <= hi for lo, hi in _SHAPED_RANGES)
+    return code >= 0x0590 and any(lo <= code <= hi for lo, hi in _SHAPED_RANGES)
 
 
 def _resolve(classes: list[str], base_rtl: bool) -> list[bool]:

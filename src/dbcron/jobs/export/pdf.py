@@ -330,7 +330,19 @@ class PdfWriter:
                 if not value:
                     continue
                 y = baseline - n * _WRAP_LEADING
-                width = chain.width(value, size)
+                if self._numeric[i] and not header:
+                    # Right-aligned on the decimal point: the integer part ends where
+                    # the column's widest fraction (or suffix) begins.
+                    head, point = split_at_point(value)
+                    head_width = chain.width(head, size)
+                    tail_width = chain.width(point, size) if point else 0.0
+                    width = head_width + tail_width
+                    tail = max(self._tails[i], tail_width)
+                    if head_width + tail <= room:
+                        _put(text, left + room - tail - head_width, y, value, chain, size)
+                        continue
+                else:
+                    width = chain.width(value, size)
                 if self._numeric[i]:
                     if width > room:
                         # A cut number would read as another number: squeeze it instead.
@@ -338,12 +350,7 @@ class PdfWriter:
                         _put(text, left, y, value, chain, size)
                         text.setHorizScale(100)
                         continue
-                    tail = 0.0 if header else self._tails[i]
-                    if not header:
-                        tail = max(tail, chain.width(split_at_point(value)[1], size))
-                        width = chain.width(split_at_point(value)[0], size)
-                    x = left + max(room - tail - width, 0.0)
-                    _put(text, x, y, value, chain, size)
+                    _put(text, left + room - width, y, value, chain, size)  # the header
                     continue
                 if width > room:
                     value = self._clip(value, chain, size, room)

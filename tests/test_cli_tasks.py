@@ -120,9 +120,15 @@ def test_list_and_json(run_cli: Cli, applied: Path) -> None:
     assert lines[2].startswith("beta   call  Every 30 minutes (UTC)")
     data = json.loads(run_cli("list", "--json").stdout)
     assert sorted(data[0]) == sorted(
-        ["name", "kind", "enabled", "schedule", "timezone", "next_run", "last_run", "last_status"]
+        ["name", "description", "kind", "enabled", "schedule", "timezone", "next_run",
+         "last_run", "last_status"]
     )
     assert data[0]["timezone"] == "Asia/Kolkata" and data[0]["next_run"].endswith("+00:00")
+    assert (data[0]["description"], data[1]["description"]) == ("", "")
+    write_task(applied, "alpha", description="Morning report",
+               schedule={"cron": "0 9 * * mon-fri", "timezone": "Asia/Kolkata"})
+    assert run_cli("apply", str(applied)).exit_code == 0
+    assert json.loads(run_cli("list", "--json").stdout)[0]["description"] == "Morning report"
 
 
 def test_show_masks_secrets_and_lists_next_runs(run_cli: Cli, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def list_(app: App, as_json: bool) -> None:
     """Tasks with their schedule in words, next run and last result."""
     from dbcron.services import tasks
 
-    rows = tasks.listing(app.existing_store, app.settings, app.now())
+    rows = tasks.listing(app.existing_store, app.settings, app.now(), descriptions=as_json)
     if as_json:
         print_json([r.to_json() for r in rows])
         return

@@ -111,10 +111,12 @@ class Listed:
     next_run: datetime | None
     last_run: datetime | None
     last_status: str | None
+    description: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "enabled": self.enabled,
+            "name": self.name, "description": self.description, "kind": self.kind,
+            "enabled": self.enabled,
             "schedule": self.schedule, "timezone": self.timezone.key,
             "next_run": self.next_run.isoformat() if self.next_run else None,
             "last_run": self.last_run.isoformat() if self.last_run else None,
@@ -128,8 +130,15 @@ def spec_from_json(schedule_json: str, default_tz: str) -> ScheduleSpec:
     return ScheduleSpec.from_dict(json.loads(schedule_json), default_tz)
 
 
-def listing(store: Store, settings: Settings, now: datetime) -> list[Listed]:
+def listing(
+    store: Store, settings: Settings, now: datetime, descriptions: bool = False
+) -> list[Listed]:
+    """What `list` shows; ``descriptions`` also reads each definition (for --json)."""
     latest = store.runs.latest_status()
+    described = (
+        {row.name: row.data.get("description", "") for row in store.tasks.all()}
+        if descriptions else {}
+    )
     result = []
     for name, kind, enabled, schedule in store.tasks.summaries():
         spec = spec_from_json(schedule, settings.timezone)
@@ -138,6 +147,7 @@ def listing(store: Store, settings: Settings, now: datetime) -> list[Listed]:
             Listed(
                 name, kind, enabled, describe(spec), spec.tz,
                 next_fire(spec, now) if enabled else None, last_run, last_status,
+                described.get(name, ""),
             )
         )
     return result

@@ -192,7 +192,7 @@ def test_add_with_flags(run_cli: Cli) -> None:
     assert "a task named 'nightly' exists already" in again.stderr
     missing = run_cli("add", "--kind", "call", "--every", "1h")
     assert (missing.exit_code, missing.stderr.splitlines()[-1]) == (
-        2, "Error: missing --name (or run on a terminal)"
+        2, "Error: missing --name, --call (or run on a terminal)"
     )
 
 
@@ -282,3 +282,34 @@ def test_config_says_a_value_came_from_dotenv(run_cli: Cli) -> None:
     data = json.loads(run_cli("config", "--json").stdout)
     assert data["DBCRON_TIMEZONE"] == {"value": "Europe/Paris",
                                        "source": str(Path.cwd() / ".env")}
+
+
+def test_add_names_every_missing_flag_at_once(run_cli: Cli) -> None:
+    """Before: one missing flag per try ('missing --name', then 'missing --source', ...)."""
+    result = run_cli("add", "--kind", "sql")
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (
+        2, "Error: missing --name, --source, --statement, one of --cron, --every, --at "
+        "(or run on a terminal)"
+    )
+    nothing = run_cli("add")
+    assert nothing.stderr.splitlines()[-1] == (
+        "Error: missing --kind, one of --cron, --every, --at (or run on a terminal)"
+    )
+
+
+def test_add_takes_cc_bcc_and_params(run_cli: Cli) -> None:
+    result = run_cli("add", "--name", "sales", "--kind", "report", "--cron", "0 9 * * *",
+                     "--source", "sqlite:///s.db", "--query", "SELECT * FROM s WHERE d = :day",
+                     "--param", "day={{ yesterday }}", "--param", "region=North",
+                     "--to", "a@example.com", "--cc", "b@example.com,c@example.com",
+                     "--bcc", "d@example.com")
+    assert (result.exit_code, result.stdout) == (0, "added sales\n")
+    data = json.loads(run_cli("show", "sales", "--json").stdout)
+    assert data["params"] == {"day": "{{ yesterday }}", "region": "North"}
+    assert data["email"] == {"to": ["a@example.com"], "cc": ["b@example.com", "c@example.com"],
+                             "bcc": ["d@example.com"]}
+    bad = run_cli("add", "--name", "x", "--kind", "report", "--param", "day")
+    assert bad.exit_code == 2
+    assert bad.stderr.splitlines()[-1] == (
+        "Error: Invalid value for --param: 'day': write NAME=VALUE, e.g. day={{ yesterday }}"
+    )

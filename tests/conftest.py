@@ -7,6 +7,7 @@ under CI=true, where a missing server is a failure: CI must run everything.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -39,6 +40,17 @@ def need_server(name: str, host: str, port: int) -> None:
     if _reachable(host, port):
         return
     message = f"{name} is not reachable on {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{message}, and CI=true requires it")
+    pytest.skip(message)
+
+
+def need_tool(command: str, package: str) -> str:
+    """The path of an installed program a test drives, else skip (fail under CI)."""
+    path = shutil.which(command)
+    if path:
+        return path
+    message = f"{command} is not installed (Debian package {package})"
     if IN_CI:
         pytest.fail(f"{message}, and CI=true requires it")
     pytest.skip(message)

@@ -295,3 +295,17 @@ def test_cli_commands(
 
     for command in COMMANDS:
         assert command.help, f"{command.name} has no help"
+
+
+def test_source_missing_role_names_the_user_not_the_database(pg_url: str, tmp_path: Path) -> None:
+    """Before: '... role "nobody" does not exist; check the database name at the end of the URL'."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(pg_url).set(username="nobody").render_as_string(hide_password=False)
+    with pytest.raises(CheckFailed) as caught:
+        check_source(url, make_settings(tmp_path))
+    message = str(caught.value)
+    assert 'role "nobody" does not exist' in message
+    assert message.endswith(
+        "; check the user name of the URL: the server has no such role (user)"
+    )

@@ -43,6 +43,7 @@ def test_add_prompts_on_a_terminal(state_dir: Path) -> None:
         ("Description", "Old menu rows"),
         ("Database URL", "sqlite:///menu.db"),
         ("SQL statement", "DELETE FROM menu WHERE menu_date < date('now')"),
+        ("Schedule: cron, every or at", "cron"),
         ("Cron schedule", "30 2 * * *"),
         ("Timezone", "Europe/London"),
     ]
@@ -60,3 +61,43 @@ def test_add_prompts_on_a_terminal(state_dir: Path) -> None:
     assert data["kind"] == "sql" and data["description"] == "Old menu rows"
     assert data["statements"] == ["DELETE FROM menu WHERE menu_date < date('now')"]
     assert data["schedule"] == {"cron": "30 2 * * *", "timezone": "Europe/London"}
+
+
+def test_a_bad_answer_is_asked_again_keeping_the_others(state_dir: Path) -> None:
+    """Before: a bad cron at the end threw away every answer given before it."""
+    main, child = os.openpty()
+    env = {**os.environ, "DBCRON_STATE_DIR": str(state_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from dbcron.cli import main; main()", "add", "--kind", "call"],
+        stdin=child, stdout=child, stderr=child, env=env, close_fds=True,
+    )
+    os.close(child)
+    answers = [
+        ("Task name", "tick"),
+        ("Description", "Every half hour"),
+        ("Function", "tests.jobs:succeed"),
+        ("Schedule: cron, every or at", "cron"),
+        ("Cron schedule", "99 9 * * *"),
+        ("Timezone", "Mars/Olympus"),
+    ]
+    for prompt, answer in answers:
+        read_until(main, prompt)
+        os.write(main, answer.encode() + b"\r")
+    seen = read_until(main, "Schedule: cron, every or at")
+    assert "schedule.cron: minute: 99 is out of range 0-59" in seen
+    os.write(main, b"every\r")
+    read_until(main, "Every (e.g. 30m, 2h, 1d)")
+    os.write(main, b"30m\r")
+    seen = read_until(main, "Timezone")
+    assert "schedule.timezone: unknown timezone 'Mars/Olympus'" in seen
+    os.write(main, b"Europe/Paris\r")
+    read_until(main, "added tick")
+    assert proc.wait(timeout=20) == 0
+    os.close(main)
+    shown = subprocess.run(
+        [sys.executable, "-c", "from dbcron.cli import main; main()", "show", "tick", "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    data = json.loads(shown.stdout)
+    assert data["description"] == "Every half hour" and data["call"] == "tests.jobs:succeed"
+    assert data["schedule"] == {"every": "30m", "timezone": "Europe/Paris"}

@@ -121,6 +121,18 @@ def test_validate_warns_about_unset_env(run_cli: Cli, tmp_path: Path) -> None:
     )
 
 
+def test_validate_and_apply_read_dotenv_before_warning(run_cli: Cli, tmp_path: Path) -> None:
+    """The README's walk-through sets SALES_DB_URL in .env: no warning about it."""
+    path = write_task(tmp_path / "t", "rep", kind="sql", call=None, source="${DOTENV_DB}",
+                      statements=["DELETE FROM x"])
+    path.write_text(path.read_text().replace("call: null\n", ""))
+    Path(".env").write_text("DOTENV_DB=sqlite:///sales.db\n")
+    for command in ("validate", "apply"):
+        result = run_cli(command, str(path))
+        assert result.exit_code == 0
+        assert "DOTENV_DB" not in result.stderr
+
+
 def test_list_and_json(run_cli: Cli, applied: Path) -> None:
     result = run_cli("list")
     assert result.exit_code == 0
@@ -130,9 +142,15 @@ def test_list_and_json(run_cli: Cli, applied: Path) -> None:
     assert lines[2].startswith("beta   call  Every 30 minutes (UTC)")
     data = json.loads(run_cli("list", "--json").stdout)
     assert sorted(data[0]) == sorted(
-        ["name", "kind", "enabled", "schedule", "timezone", "next_run", "last_run", "last_status"]
+        ["name", "description", "kind", "enabled", "schedule", "timezone", "next_run",
+         "last_run", "last_status"]
     )
     assert data[0]["timezone"] == "Asia/Kolkata" and data[0]["next_run"].endswith("+00:00")
+    assert (data[0]["description"], data[1]["description"]) == ("", "")
+    write_task(applied, "alpha", description="Morning report",
+               schedule={"cron": "0 9 * * mon-fri", "timezone": "Asia/Kolkata"})
+    assert run_cli("apply", str(applied)).exit_code == 0
+    assert json.loads(run_cli("list", "--json").stdout)[0]["description"] == "Morning report"
 
 
 def test_show_masks_secrets_and_lists_next_runs(run_cli: Cli, tmp_path: Path) -> None:
@@ -196,7 +214,7 @@ def test_add_with_flags(run_cli: Cli) -> None:
     assert "a task named 'nightly' exists already" in again.stderr
     missing = run_cli("add", "--kind", "call", "--every", "1h")
     assert (missing.exit_code, missing.stderr.splitlines()[-1]) == (
-        2, "Error: missing --name (or run on a terminal)"
+        2, "Error: missing --name, --call (or run on a terminal)"
     )
 
 
@@ -228,6 +246,10 @@ def test_export_round_trips_through_apply(run_cli: Cli, applied: Path, tmp_path:
     assert out.exit_code == 0
     path = tmp_path / "exported.yaml"
     path.write_text(out.stdout)
+    # beta ran in the default zone, which the file now names: applying it makes that explicit.
+    assert run_cli("apply", str(path)).stdout.startswith("0 created, 1 updated, 1 unchanged")
+    again = run_cli("export")
+    assert again.stdout == out.stdout
     assert run_cli("apply", str(path)).stdout.startswith("0 created, 0 updated, 2 unchanged")
     data = json.loads(run_cli("export", "--format", "json").stdout)
     assert [d["name"] for d in data] == ["alpha", "beta"]
@@ -282,3 +304,34 @@ def test_config_says_a_value_came_from_dotenv(run_cli: Cli) -> None:
     data = json.loads(run_cli("config", "--json").stdout)
     assert data["DBCRON_TIMEZONE"] == {"value": "Europe/Paris",
                                        "source": str(Path.cwd() / ".env")}
+
+
+def test_add_names_every_missing_flag_at_once(run_cli: Cli) -> None:
+    """Before: one missing flag per try ('missing --name', then 'missing --source', ...)."""
+    result = run_cli("add", "--kind", "sql")
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (
+        2, "Error: missing --name, --source, --statement, one of --cron, --every, --at "
+        "(or run on a terminal)"
+    )
+    nothing = run_cli("add")
+    assert nothing.stderr.splitlines()[-1] == (
+        "Error: missing --kind, one of --cron, --every, --at (or run on a terminal)"
+    )
+
+
+def test_add_takes_cc_bcc_and_params(run_cli: Cli) -> None:
+    result = run_cli("add", "--name", "sales", "--kind", "report", "--cron", "0 9 * * *",
+                     "--source", "sqlite:///s.db", "--query", "SELECT * FROM s WHERE d = :day",
+                     "--param", "day={{ yesterday }}", "--param", "region=North",
+                     "--to", "a@example.com", "--cc", "b@example.com,c@example.com",
+                     "--bcc", "d@example.com")
+    assert (result.exit_code, result.stdout) == (0, "added sales\n")
+    data = json.loads(run_cli("show", "sales", "--json").stdout)
+    assert data["params"] == {"day": "{{ yesterday }}", "region": "North"}
+    assert data["email"] == {"to": ["a@example.com"], "cc": ["b@example.com", "c@example.com"],
+                             "bcc": ["d@example.com"]}
+    bad = run_cli("add", "--name", "x", "--kind", "report", "--param", "day")
+    assert bad.exit_code == 2
+    assert bad.stderr.splitlines()[-1] == (
+        "Error: Invalid value for --param: 'day': write NAME=VALUE, e.g. day={{ yesterday }}"
+    )

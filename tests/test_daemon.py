@@ -265,7 +265,7 @@ def test_run_command_through_the_daemon(run_cli: Cli, daemon: Any, tmp_path: Pat
     result = run_cli("run", "now")
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("asking the daemon (pid ")
-    assert result.stdout.startswith("run ") and ": succeeded in " in result.stdout
+    assert result.stdout.startswith("run #") and " of now: succeeded in " in result.stdout
     status = run_cli("status", "--check")
     assert (status.exit_code, status.stdout.split(",")[0]) == (
         0, f"ok: daemon pid {proc.proc.pid} on {__import__('socket').gethostname()} alive"  # type: ignore[union-attr]
@@ -400,3 +400,25 @@ def test_signal_handlers_only_set_flags_and_wake_the_loop(tmp_path: Path) -> Non
     assert d.stopping and not d.stop_now
     d.on_stop_signal()
     assert d.stop_now
+
+
+def test_a_daemon_with_no_tasks_says_where_its_store_is(
+    daemon: Any, state_dir: Path, run_cli: Cli, tmp_path: Path
+) -> None:
+    """Before: started in the wrong directory, it created an empty store and ran nothing,
+    silently."""
+    proc = daemon().start()
+    expected = (
+        f"WARNING dbcron.daemon: the store sqlite:///{state_dir / 'dbcron.db'} holds no tasks: "
+        "nothing will run. Add tasks with 'manage-tasks apply DIR' using the same settings (run "
+        f"where this daemon runs, or DBCRON_STATE_DIR={state_dir}), or start the daemon where "
+        "the store with your tasks is"
+    )
+    wait_for(lambda: expected in proc.log(), 5, "the warning")
+    assert proc.stop() == 0
+    write_task(tmp_path / "t", "off", enabled=False)
+    assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
+    again = daemon().start()
+    wait_for(lambda: "holds 1 task(s), all disabled: nothing will run." in again.log(), 5,
+             "the warning")
+    assert again.stop() == 0

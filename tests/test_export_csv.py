@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
+import subprocess
 import uuid
 import zoneinfo
 from decimal import Decimal
@@ -11,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dbcron.jobs.export import ExportOptions, open_writer, safe_filename
+from conftest import need_tool
+from dbcron.cells import parse_format
+from dbcron.jobs.export import ColumnStyle, ExportOptions, open_writer, safe_filename
 
 KOLKATA = zoneinfo.ZoneInfo("Asia/Kolkata")
 OPTIONS = ExportOptions("Sales", "Slot 2026-11-20 09:00 (Asia/Kolkata)", KOLKATA)
@@ -39,13 +43,13 @@ def test_rfc4180_output_and_value_conventions(tmp_path: Path) -> None:
     assert writer.rows_written == 2
 
     data = target.read_bytes()
-    assert not data.startswith(b"\xef\xbb\xbf")
-    assert data.decode("utf-8") == (
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert data.decode("utf-8-sig") == (
         "id,text,when,day,ok,n,raw\r\n"
         '1,"say ""hi"", then\nleave",2026-11-20T09:00:00+05:30,2026-11-20,true,12.50,00ff\r\n'
         "2,Привет,2026-11-20T09:00:03,,false,0.1,\r\n"
     )
-    with target.open(newline="", encoding="utf-8") as f:
+    with target.open(newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     assert rows[1][1] == 'say "hi", then\nleave'
 
@@ -54,7 +58,7 @@ def test_unknown_types_are_written_as_their_text(tmp_path: Path) -> None:
     value = uuid.UUID(int=7)
     writer = open_writer("csv", tmp_path / "u.csv", ["u", "t"], OPTIONS)
     writer.write([(value, dt.time(9, 30))])
-    text = writer.close().read_text(encoding="utf-8")
+    text = writer.close().read_text(encoding="utf-8-sig")
     assert text.splitlines()[1] == f"{value},09:30:00"
 
 
@@ -104,3 +108,97 @@ def test_safe_filename_bounds_length_without_splitting_characters() -> None:
     assert name.endswith(".xlsx")
     assert len(name.encode("utf-8")) <= 205
     assert set(name[: -len(".xlsx")]) == {"я"}
+
+
+def test_floats_have_no_noise_and_decimals_keep_their_scale(tmp_path: Path) -> None:
+    writer = open_writer("csv", tmp_path / "n.csv", ["total", "price", "tiny"], OPTIONS)
+    writer.write(
+        [
+            (sum([1792.39, 0.1, 0.2]) - 0.3, Decimal("12.50"), Decimal("1E-7")),
+            (0.1 + 0.2, Decimal("100"), 1e-7),
+            (230.98000000000002, Decimal("0.000"), None),
+        ]
+    )
+    text = writer.close().read_text(encoding="utf-8-sig")
+    assert text.splitlines() == [
+        "total,price,tiny",
+        "1792.39,12.50,0.0000001",
+        "0.3,100,1e-07",
+        "230.98,0.000,",
+    ]
+
+
+def test_a_column_format_and_label_apply_where_given(tmp_path: Path) -> None:
+    options = ExportOptions(
+        "Sales",
+        "",
+        KOLKATA,
+        columns={
+            "amount": ColumnStyle(format=parse_format("#,##0.00"), label="Amount"),
+            "sold_on": ColumnStyle(format=parse_format("dd.mm.yyyy")),
+        },
+    )
+    writer = open_writer("csv", tmp_path / "f.csv", ["region", "amount", "sold_on"], options)
+    writer.write(
+        [
+            ("North", 1792.3900000000008, dt.date(2026, 11, 19)),
+            ("South", Decimal("1234567.5"), None),
+            ("East", "n/a", dt.date(2026, 1, 2)),
+        ]
+    )
+    rows = list(csv.reader(writer.close().read_text(encoding="utf-8-sig").splitlines()))
+    assert rows == [
+        ["region", "Amount", "sold_on"],
+        ["North", "1,792.39", "19.11.2026"],
+        ["South", "1,234,567.50", ""],
+        ["East", "n/a", "02.01.2026"],
+    ]
+
+
+def test_encoding_and_delimiter_options(tmp_path: Path) -> None:
+    options = ExportOptions("S", "", KOLKATA, csv_encoding="utf-8", csv_delimiter=";")
+    writer = open_writer("csv", tmp_path / "o.csv", ["city", "n"], options)
+    writer.write([("Zürich", 1.5), ("a;b", 2)])
+    assert writer.close().read_bytes() == "city;n\r\nZürich;1.5\r\n\"a;b\";2\r\n".encode()
+
+
+def test_libreoffice_import_reads_the_bom_file_as_text_and_numbers(tmp_path: Path) -> None:
+    """LibreOffice's import with its dialog's defaults (comma, quote, system character
+    set) on a UTF-8 desktop: the BOM is consumed, not left in the first header, text
+    keeps every script and numbers arrive as numbers.
+
+    (Headless LibreOffice 7.4 does not itself look at a BOM, unlike Excel, which is
+    why the default is a BOM *and* UTF-8 rather than another encoding.)
+    """
+    soffice = need_tool("soffice", "libreoffice-calc-nogui")
+    writer = open_writer("csv", tmp_path / "cities.csv", ["city", "total"], OPTIONS)
+    writer.write([("Zürich", 1792.3900000000008), ("Москва", 2.5), ("東京", 3)])
+    path = writer.close()
+    profile = tmp_path / "profile"
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            "--infilter=Text - txt - csv (StarCalc):44,34,0,1",
+            "--convert-to",
+            "xlsx",
+            "--outdir",
+            str(tmp_path / "out"),
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+        env={**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"},
+    )
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(tmp_path / "out" / "cities.xlsx").active
+    assert sheet is not None
+    assert [[c.value for c in row] for row in sheet.iter_rows()] == [
+        ["city", "total"],
+        ["Zürich", 1792.39],
+        ["Москва", 2.5],
+        ["東京", 3],
+    ]

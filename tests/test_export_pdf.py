@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
+import subprocess
+import unicodedata
 import zoneinfo
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pypdf
 import pytest
+from PIL import Image
+from reportlab.pdfbase import pdfmetrics
 
-from dbcron.jobs.export import ExportOptions, open_writer
-from dbcron.jobs.export.pdf import cell_text, fit_widths
+from conftest import need_tool
+from dbcron.cells import parse_format
+from dbcron.jobs.export import ColumnStyle, ExportOptions, open_writer
+from dbcron.jobs.export.pdf import FONT, cell_text, fit_widths
 
 KOLKATA = zoneinfo.ZoneInfo("Asia/Kolkata")
 OPTIONS = ExportOptions(
@@ -125,6 +133,9 @@ def test_pages_go_to_disk_as_they_are_drawn(tmp_path: Path) -> None:
     [
         (None, ""),
         (0.1 + 0.2, "0.3"),
+        (230.98000000000002, "230.98"),
+        (Decimal("12.50"), "12.50"),
+        (Decimal("1E+2"), "100"),
         (True, "true"),
         (dt.datetime(2026, 1, 1, 0, 0, 0, 500, tzinfo=dt.UTC), "2026-01-01 05:30:00"),
         ("tab\there\nnewline", "tab here newline"),
@@ -139,3 +150,107 @@ def test_fit_widths_shrinks_the_widest_columns_first() -> None:
     assert fit_widths([50, 60], 200) == [50, 60]
     assert fit_widths([50, 300, 400], 350) == [50, 150, 150]
     assert sum(fit_widths([100.0] * 40, 500)) == pytest.approx(500)
+
+
+CITIES = ["東京", "मुंबई", "القاهرة", "תל אביב", "Zürich", "서울"]
+FONT_PACKAGES = (
+    "fonts-noto-core, fonts-droid-fallback, fonts-nanum"  # what .ci/run installs
+)
+
+
+def _page_fonts(page: Any) -> set[str]:
+    fonts = page["/Resources"]["/Font"]
+    return {str(f.get_object()["/BaseFont"]).split("+")[-1] for f in fonts.values()}
+
+
+def test_every_script_is_drawn_in_a_font_that_has_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before the fallback chain, 東京 was drawn in DejaVu as empty boxes, silently."""
+    pdftoppm = need_tool("pdftoppm", "poppler-utils")
+    options = ExportOptions("Sales by city, 東京", "", KOLKATA)
+    writer = open_writer("pdf", tmp_path / "c.pdf", ["city", "total"], options)
+    writer.write([(city, i + 0.5) for i, city in enumerate(CITIES)])
+    with caplog.at_level(logging.WARNING, logger="dbcron.jobs"):
+        path = writer.close()
+    assert caplog.messages == []
+    page = pypdf.PdfReader(path).pages[0]
+    # Arabic comes back as its joined presentation forms, which NFKC folds back.
+    lines = unicodedata.normalize("NFKC", page.extract_text()).splitlines()
+    assert lines[0] == "Sales by city, 東京"
+    assert lines[1:8] == ["city total"] + [f"{city} {i}.5" for i, city in enumerate(CITIES)]
+    assert {"DroidSansFallback", "NotoSansDevanagari-Regular", "NanumGothic"} <= _page_fonts(
+        page
+    ), "install " + FONT_PACKAGES
+    # Rendered, every city's cell has ink (a name drawn, not left blank).
+    subprocess.run(
+        [pdftoppm, "-r", "72", "-png", "-f", "1", "-l", "1", str(path), str(tmp_path / "p")],
+        check=True,
+    )
+    image = Image.open(next(tmp_path.glob("p*.png"))).convert("L")
+    first_row_top = 30 + 12 + 18 + 13  # margin, title, gap, header (points = pixels at 72 dpi)
+    for n in range(len(CITIES)):
+        top = first_row_top + 10 * n
+        cell = image.crop((30, top, 60, top + 10))
+        dark = sum(1 for v in cell.tobytes() if v < 128)
+        assert dark > 5, CITIES[n]
+
+
+def test_characters_no_font_has_are_named_once_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = open_writer("pdf", tmp_path / "m.pdf", ["glyph"], OPTIONS)
+    writer.write([("\U00010600 Linear A",), ("\U00010601",)] * 50)
+    with caplog.at_level(logging.WARNING, logger="dbcron.jobs"):
+        writer.close()
+    assert caplog.messages == [
+        "m.pdf: no installed font has \U00010600 (U+10600), \U00010601 (U+10601); they show as "
+        "boxes (install a font for them, e.g. the Debian packages " + FONT_PACKAGES + ")"
+    ]
+
+
+def test_formats_labels_and_numbers_aligned_on_the_point(tmp_path: Path) -> None:
+    options = ExportOptions(
+        "Sales",
+        "",
+        KOLKATA,
+        columns={"total": ColumnStyle(format=parse_format("#,##0.00"), label="Total")},
+    )
+    writer = open_writer("pdf", tmp_path / "f.pdf", ["total", "share"], options)
+    writer.write([(1792.3900000000008, 0.1 + 0.2), (Decimal("-1234567.5"), 12.5), (7, 3.25)])
+    page = pypdf.PdfReader(writer.close()).pages[0]
+    text = page.extract_text()
+    assert "Total share\n1,792.39 0.3\n-1,234,567.50 12.5\n7.00 3.25\n" in text
+    # Where each point falls: the x of a cell's text plus the width of its integer part.
+    stream = page.get_contents().get_data().decode("latin-1")  # type: ignore[union-attr]
+    cell = r"1 0 0 1 ([\d.]+) [\d.]+ Tm (?:/\S+ [\d.]+ Tf [\d.]+ TL )?\(([^)]*)\) Tj"
+    drawn = re.findall(cell, stream)
+    points = {
+        value: float(x) + pdfmetrics.stringWidth(value.split(".")[0], FONT, 7.0)
+        for x, value in drawn
+        if re.fullmatch(r"-?[\d,]+\.\d+", value)
+    }
+    assert points["1,792.39"] == pytest.approx(points["-1,234,567.50"])
+    assert points["1,792.39"] == pytest.approx(points["7.00"])
+    assert points["0.3"] == pytest.approx(points["12.5"])
+    assert points["0.3"] == pytest.approx(points["3.25"])
+
+
+def test_a_wrap_column_keeps_all_its_text(tmp_path: Path) -> None:
+    note = "every word of this note must be in the file " * 12
+    options = ExportOptions("Notes", "", KOLKATA, columns={"note": ColumnStyle(wrap=True)})
+    for name, opts in (("wrap", options), ("cut", OPTIONS)):
+        writer = open_writer("pdf", tmp_path / f"{name}.pdf", ["id", "note"], opts)
+        writer.write([(1, note), (2, "short")] * 40)
+        text = pypdf.PdfReader(writer.close()).pages[0].extract_text()
+        flat = " ".join(text.split())
+        if name == "wrap":
+            assert note.strip() in flat and "…" not in flat
+        else:
+            assert note.strip() not in flat and "…" in flat
+
+
+def test_the_document_author_is_dbcron(tmp_path: Path) -> None:
+    meta = pypdf.PdfReader(_write(tmp_path / "a.pdf", _rows(1))).metadata
+    assert meta is not None
+    assert (meta.author, meta.creator, meta.title) == ("dbcron", "dbcron", OPTIONS.title)

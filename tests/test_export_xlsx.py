@@ -14,7 +14,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from dbcron.jobs.export import ExportOptions, open_writer
+from dbcron.cells import parse_format
+from dbcron.jobs.export import ColumnStyle, ExportOptions, open_writer
 from dbcron.jobs.export.xlsx import (
     MAX_CELL_CHARS,
     TRUNCATED_MARKER,
@@ -230,3 +231,35 @@ def test_decimals_past_15_digits_are_text_not_rounded(tmp_path: Path, mixed: boo
     assert ws is not None
     assert ws.cell(row=2, column=1).value == "12345678901234567890.5"
     assert ws.cell(row=3, column=1).value == 1234.5
+
+
+@pytest.mark.parametrize("rows", [1, 300])  # held as the sizing sample, and streamed past it
+def test_column_formats_are_number_formats_and_labels_head_the_columns(
+    tmp_path: Path, rows: int
+) -> None:
+    options = ExportOptions(
+        "Sales",
+        "",
+        KOLKATA,
+        columns={
+            "amount": ColumnStyle(format=parse_format("#,##0.00"), label="Amount"),
+            "sold_on": ColumnStyle(format=parse_format("dd.mm.yyyy")),
+            "share": ColumnStyle(format=parse_format("0.0%")),
+        },
+    )
+    columns = ["region", "amount", "sold_on", "share"]
+    writer = open_writer("xlsx", tmp_path / "f.xlsx", columns, options)
+    writer.write(
+        [("North", 1792.3900000000008, dt.date(2026, 11, 19), Decimal("0.125"))] * rows
+        + [("South", "n/a", None, 1)]
+    )
+    sheet = openpyxl.load_workbook(writer.close()).active
+    assert sheet is not None
+    assert [c.value for c in sheet[1]] == ["region", "Amount", "sold_on", "share"]
+    amount, sold_on, share = sheet.cell(2, 2), sheet.cell(2, 3), sheet.cell(2, 4)
+    assert (amount.value, amount.number_format) == (1792.3900000000008, "#,##0.00")
+    assert (sold_on.value, sold_on.number_format) == (dt.datetime(2026, 11, 19), "dd.mm.yyyy")
+    assert (share.value, share.number_format) == (0.125, "0.0%")
+    last = rows + 2
+    assert [sheet.cell(last, c).value for c in range(1, 5)] == ["South", "n/a", None, 1]
+    assert sheet.cell(last, 4).number_format == "0.0%"

@@ -57,11 +57,13 @@ def test_import_maps_every_field(run_cli: Cli, tmp_path: Path) -> None:
     source = tmp_path / "tasks.json"
     source.write_text(json.dumps(LEGACY))
     env_file = tmp_path / "dbcron.env"
-    result = run_cli("import", str(source), "--env-file", str(env_file))
+    result = run_cli("import", str(source), "--env-file", str(env_file),
+                     "--timezone", "Europe/Berlin")
     assert result.exit_code == 0, result.output
     assert "s3cr3t" not in result.output and "toor" not in result.output
     assert result.stdout.splitlines() == [
         f"imported 3 task(s) from {source}: 3 created, 0 updated, 0 unchanged",
+        "  schedules in Europe/Berlin (--timezone)",
         "  'Daily Sales Report' -> daily-sales-report",
         "  'Stock check' -> stock-check",
         "  'Year end' -> year-end",
@@ -70,14 +72,14 @@ def test_import_maps_every_field(run_cli: Cli, tmp_path: Path) -> None:
         f"  YEAR_END_DB_URL=mysql+pymysql://root:***@127.0.0.1/erp  (written to {env_file})",
     ]
     assert env_file.read_text() == (
-        "DAILY_SALES_REPORT_DB_URL=postgresql://report:s3cr3t@db.internal:5432/sales\n"
-        "YEAR_END_DB_URL=mysql+pymysql://root:toor@127.0.0.1/erp\n"
+        "DAILY_SALES_REPORT_DB_URL='postgresql://report:s3cr3t@db.internal:5432/sales'\n"
+        "YEAR_END_DB_URL='mysql+pymysql://root:toor@127.0.0.1/erp'\n"
     )
     assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
 
     daily = json.loads(run_cli("show", "daily-sales-report", "--json").stdout)
     assert daily["source"] == "${DAILY_SALES_REPORT_DB_URL}"
-    assert daily["schedule"] == {"cron": "30 9 * * 1-5"}
+    assert daily["schedule"] == {"cron": "30 9 * * 1-5", "timezone": "Europe/Berlin"}
     assert daily["export"] == {"formats": ["xlsx", "pdf"], "filename": "daily_sales-{{ today }}"}
     assert daily["email"] == {"to": ["boss@example.com", "cfo@example.com"],
                               "cc": ["audit@example.com"], "subject": "Daily sales"}
@@ -87,13 +89,15 @@ def test_import_maps_every_field(run_cli: Cli, tmp_path: Path) -> None:
         "connection to postgresql://report:***@db.internal failed"
     )
     stock = json.loads(run_cli("show", "stock-check", "--json").stdout)
-    assert stock["enabled"] is False and stock["schedule"] == {"every": "1h30m"}
+    assert stock["enabled"] is False
+    assert stock["schedule"] == {"every": "1h30m", "timezone": "Europe/Berlin"}
     assert stock["description"] == "Stock check" and "email" not in stock
     year_end = json.loads(run_cli("show", "year-end", "--json").stdout)
-    assert year_end["schedule"] == {"at": "2026-12-31T18:00:00"}
+    assert year_end["schedule"] == {"at": "2026-12-31T18:00:00", "timezone": "Europe/Berlin"}
     assert year_end["email"]["to"] == ["fin@example.com", "ceo@example.com"]
 
-    again = run_cli("import", str(source), "--env-file", str(env_file))
+    again = run_cli("import", str(source), "--env-file", str(env_file),
+                    "--timezone", "Europe/Berlin")
     assert again.stdout.startswith(f"imported 0 task(s) from {source}: 0 created, 0 updated, 3 "
                                    "unchanged")
     assert env_file.read_text().count("\n") == 2
@@ -171,3 +175,91 @@ def test_a_variable_set_to_another_url_is_refused(run_cli: Cli, tmp_path: Path,
     )
     assert "pw" not in result.output
     assert not (state_dir / "dbcron.db").exists()
+
+
+def test_schedules_get_the_hosts_zone_and_the_output_says_so(
+    run_cli: Cli, tmp_path: Path
+) -> None:
+    """Before: the old tool's server-local schedules silently became UTC."""
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps(LEGACY[:1]))
+    result = run_cli("import", str(source), "--env-file", str(tmp_path / "e.env"),
+                     TZ="America/Chicago")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == (
+        "  schedules in America/Chicago, this host's timezone, as the old tool used "
+        "(--timezone to change)"
+    )
+    shown = json.loads(run_cli("show", "daily-sales-report", "--json").stdout)
+    assert shown["schedule"]["timezone"] == "America/Chicago"
+    bad = run_cli("import", str(source), "--timezone", "Mars/Olympus")
+    assert bad.exit_code == 2
+    assert bad.stderr.endswith(
+        "Error: Invalid value for --timezone: unknown timezone 'Mars/Olympus': use an IANA "
+        "name such as UTC, Europe/London, America/New_York, Asia/Kolkata\n"
+    )
+
+
+def test_host_timezone_reads_tz_then_etc_localtime(tmp_path: Path) -> None:
+    from dbcron.services.imports import host_timezone
+
+    zoneinfo = tmp_path / "usr/share/zoneinfo/Asia"
+    zoneinfo.mkdir(parents=True)
+    (zoneinfo / "Tokyo").write_bytes(b"TZif")
+    link = tmp_path / "localtime"
+    link.symlink_to(zoneinfo / "Tokyo")
+    assert host_timezone({}, link) == "Asia/Tokyo"
+    assert host_timezone({"TZ": ":Europe/Paris"}, link) == "Europe/Paris"
+    assert host_timezone({"TZ": "Not/AZone"}, tmp_path / "missing") == "UTC"
+
+
+def test_env_lines_read_the_same_in_dotenv_and_sh(run_cli: Cli, tmp_path: Path) -> None:
+    """$, # and @ in a password: the daemon (python-dotenv) and `. .env` in sh must agree."""
+    import subprocess
+
+    from dotenv import dotenv_values
+
+    url = "postgresql://report:p$HOME#x@y'z\"q w@db.internal/sales"
+    entry = {**LEGACY[0], "database_url": url}
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps([entry]))
+    env_file = tmp_path / "db.env"
+    assert run_cli("import", str(source), "--env-file", str(env_file)).exit_code == 0
+    expected = url.replace("'", "%27")  # the same character in a URL
+    assert dotenv_values(env_file)["DAILY_SALES_REPORT_DB_URL"] == expected
+    shell = subprocess.run(
+        ["sh", "-c", f'. "{env_file}"; printf %s "$DAILY_SALES_REPORT_DB_URL"'],
+        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
+    )
+    assert shell.stdout == expected
+    again = run_cli("import", str(source), "--env-file", str(env_file))
+    assert again.exit_code == 0, again.output  # its own line is no clash
+
+
+def test_reimport_keeps_a_task_disabled_by_hand(run_cli: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps(LEGACY[:1]))
+    env = str(tmp_path / "e.env")
+    assert run_cli("import", str(source), "--env-file", env).exit_code == 0
+    assert run_cli("disable", "daily-sales-report").exit_code == 0
+    again = run_cli("import", str(source), "--env-file", env)
+    assert again.stdout.splitlines()[0] == (
+        f"imported 0 task(s) from {source}: 0 created, 0 updated, 1 unchanged"
+    )
+    shown = json.loads(run_cli("show", "daily-sales-report", "--json").stdout)
+    assert shown["enabled"] is False
+
+
+def test_export_keeps_the_timezone_a_task_runs_in(run_cli: Cli, tmp_path: Path) -> None:
+    import yaml
+
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps(LEGACY[:1]))
+    assert run_cli("import", str(source), "--env-file", str(tmp_path / "e.env"),
+                   "--timezone", "Asia/Kolkata").exit_code == 0
+    (tmp_path / "t.yaml").write_text("name: plain\nkind: call\nschedule: {cron: '0 9 * * *'}\n"
+                                     "call: tests.jobs:succeed\n")
+    assert run_cli("apply", str(tmp_path / "t.yaml")).exit_code == 0
+    exported = yaml.safe_load(run_cli("export", DBCRON_TIMEZONE="Europe/Oslo").stdout)
+    zones = {t["name"]: t["schedule"]["timezone"] for t in exported["tasks"]}
+    assert zones == {"daily-sales-report": "Asia/Kolkata", "plain": "Europe/Oslo"}

@@ -547,3 +547,61 @@ def test_lateness_is_shown_only_past_a_minute(late_by: timedelta | None, shown: 
     assert ("Started late by: 2 min" in text) is shown
     assert ("Started late by" in html) is shown
     assert "The query returned no rows." in text
+
+
+def test_the_table_reads_like_the_files_numbers_on_the_point_wide_text_padded() -> None:
+    """Before: 230.98000000000002, numbers right-aligned on their last digit, 東京 counted
+    as two columns where it takes four, and the task handle as the heading."""
+    from decimal import Decimal
+
+    from dbcron.cells import parse_format
+
+    text, html = render_default_body(
+        task="daily-sales",
+        title="Sales by region, 2026-02-28",
+        description="Yesterday's sales by region",
+        slot=SLOT,
+        late_by=None,
+        row_count=3,
+        columns=["region", "Amount", "share"],
+        formats=[None, parse_format("#,##0.00"), None],
+        first_rows=[
+            ["東京", 230.98000000000002, 0.1 + 0.2],
+            ["Zürich", Decimal("1792.39"), 12.5],
+            ["मुंबई", 7, 3.25],
+        ],
+        files=[],
+    )
+    assert text == (
+        "Sales by region, 2026-02-28\nYesterday's sales by region\n\n"
+        "Scheduled for: 2026-03-01 09:00 IST\n"
+        "Rows: 3\n\n"
+        "region |   Amount | share\n"
+        "-------+----------+------\n"
+        "東京   |   230.98 |  0.3\n"
+        "Zürich | 1,792.39 | 12.5\n"
+        "मुंबई    |     7.00 |  3.25\n"  # 3 columns wide: its vowel signs take none
+    )
+    assert ">Sales by region, 2026-02-28</h2>" in html
+    # Right-aligned cells padded after the point with figure spaces line the points up.
+    cells = re.findall(r"tabular-nums;\">([^<]*)</td>", html)
+    assert cells == ["230.98", "0.3\u2007", "1,792.39", "12.5\u2007", "7.00", "3.25"]
+
+
+def test_a_title_that_is_the_description_is_said_once() -> None:
+    text, html = render_default_body(
+        task="high-waste",
+        title="A floor wasted more than 50 kg",
+        description="A floor wasted more than 50 kg\ncondition holds: 1 row with waste_kg > 50",
+        slot=SLOT,
+        late_by=None,
+        row_count=None,
+        columns=[],
+        first_rows=[],
+        files=[],
+    )
+    assert text == (
+        "A floor wasted more than 50 kg\ncondition holds: 1 row with waste_kg > 50\n\n"
+        "Scheduled for: 2026-03-01 09:00 IST\n"
+    )
+    assert html.count("A floor wasted more than 50 kg") == 1

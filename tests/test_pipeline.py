@@ -429,6 +429,26 @@ def test_dry_run_builds_everything_and_sends_nothing(
     assert received.rcpt_tos == ["me@example.com"]
     assert received.message["Subject"] == f"[dry run] Sales report 2026-03-01: {ROWS} rows"
     assert "dry-run" in received.message["Message-ID"]
+    assert to_me.summary == (
+        "dry run; would have mailed 3 files to 2 recipients; sent to me@example.com instead; "
+        f"preview in {to_me.result['eml']}"
+    )
+
+
+def test_dry_run_to_without_smtp_says_it_went_to_the_outbox(
+    sqlite_sales: str, tmp_path: Path
+) -> None:
+    """Before: 'sent to me@example.com instead' when it was only written to the outbox."""
+    settings = make_settings(tmp_path)
+    result = run(report(sqlite_sales), settings, dry_run=True, out_dir=tmp_path / "p",
+                 to=("me@example.com",))
+    assert result.status == "succeeded", result.error
+    assert result.summary == (
+        "dry run; would have mailed 3 files to 2 recipients; for me@example.com, written to "
+        f"the outbox {tmp_path / 'outbox'} instead (DBCRON_SMTP_HOST is not set); "
+        f"preview in {result.result['eml']}"
+    )
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
 
 
 def test_dry_run_of_a_sql_task_changes_nothing(sqlite_sales: str, settings: Settings) -> None:
@@ -477,3 +497,46 @@ def test_failure_notice_goes_to_on_failure_masked(
     assert "attempt: 3\nhost: worker-1" in text
     assert "slot: 2026-03-02T09:00:00+00:00" in text
     assert notify_failure(report("x"), SLOT, "boom", {}, settings) == []
+
+
+def test_numbers_read_right_in_the_mail_and_every_file(
+    sqlite_sales: str, settings: Settings, smtp_server: SmtpTestServer
+) -> None:
+    """Before: the mail showed 230.98000000000002 and the csv 0.30000000000000004."""
+    task = report(
+        sqlite_sales,
+        query="SELECT 'North' AS region, 230.98 + 0.00000000000002 AS total, "
+        "0.1 + 0.2 AS share UNION ALL SELECT 'South', 1792.39, 12.5",
+        params={},
+        export={
+            "formats": ["xlsx", "pdf", "csv"],
+            "filename": "sales",
+            "title": "Sales until {{ yesterday }}",
+            "columns": {"total": {"format": "#,##0.00", "label": "Total"}},
+        },
+    )
+    result = run(task, settings)
+    assert result.status == "succeeded", result.error
+    [received] = smtp_server.messages
+    body = received.message.get_body(("plain",))
+    assert body is not None
+    assert body.get_content() == (
+        "Sales until 2026-03-01\nSales by region\n\n"
+        "Scheduled for: 2026-03-02 09:00 GMT\n"
+        "Rows: 2\n"
+        "Files: sales.xlsx, sales.pdf, sales.csv\n\n"
+        "region |    Total | share\n"
+        "-------+----------+------\n"
+        "North  |   230.98 |   0.3\n"
+        "South  | 1,792.39 |  12.5\n"
+    )
+    files = attachments(received.message)
+    assert files["sales.csv"][1].decode("utf-8-sig") == (
+        "region,Total,share\r\nNorth,230.98,0.3\r\nSouth,\"1,792.39\",12.5\r\n"
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(files["sales.xlsx"][1])).active
+    assert sheet is not None
+    assert [c.value for c in sheet[1]] == ["region", "Total", "share"]
+    assert (sheet["B3"].value, sheet["B3"].number_format) == (1792.39, "#,##0.00")
+    text = pypdf.PdfReader(io.BytesIO(files["sales.pdf"][1])).pages[0].extract_text()
+    assert "region Total share\nNorth 230.98 0.3\nSouth 1,792.39 12.5\n" in text

@@ -101,6 +101,16 @@ def test_design_example_is_valid_and_round_trips() -> None:
          ["tasks/x.yaml: task 'daily-sales': condition: bad condition 'waste_kg >> 50': use "
           "'rows' (any row returned) or 'column op value' with op one of < <= > >= == !=, "
           "e.g. 'waste_kg > 50'"]),
+        ({"export": {"columns": {"amount": {"format": "0 kg"}}}},
+         ["tasks/x.yaml: task 'daily-sales': export.columns.amount.format: format '0 kg': 'k' "
+          "is not a number format code (0 # ? , . %); quote literal text, e.g. \"kg\"; "
+          "examples: \"#,##0.00\", \"0.0%\", \"0\", \"yyyy-mm-dd\", \"dd.mm.yyyy hh:mm\""]),
+        ({"export": {"columns": {"amount": {"lable": "Amount"}}}},
+         ["tasks/x.yaml: task 'daily-sales': export.columns.amount.lable: unknown field "
+          "'lable'; did you mean 'label'? valid fields: format, label, wrap"]),
+        ({"export": {"csv": {"delimiter": "x"}}},
+         ["tasks/x.yaml: task 'daily-sales': export.csv.delimiter: delimiter 'x' cannot be "
+          "used: use one of , ; | or a tab"]),
     ],
 )
 def test_bad_fields_are_named_with_what_is_valid(changes: dict[str, Any],

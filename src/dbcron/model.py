@@ -23,9 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from dbcron import cron, durations
+from dbcron import cells, cron, durations
 from dbcron.vocabulary import (
     Catchup,
+    CsvEncoding,
     DstGap,
     DstOverlap,
     Format,
@@ -139,12 +140,45 @@ class Policy(_Strict):
         return value
 
 
+class Column(_Strict):
+    """How one result column is shown in the files and the mail."""
+
+    format: str | None = Field(
+        None, description='Excel number format code, e.g. "#,##0.00", "0.0%", "yyyy-mm-dd"'
+    )
+    label: str | None = Field(None, description="header text instead of the column name")
+    wrap: bool = Field(False, description="PDF: wrap long text onto more lines, not cut it")
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        if value is not None:
+            cells.parse_format(value)
+        return value
+
+
+class Csv(_Strict):
+    """CSV bytes: UTF-8 with a BOM opens right in Excel and LibreOffice by a double-click."""
+
+    encoding: CsvEncoding = "utf-8-sig"
+    delimiter: str = Field(",", min_length=1, max_length=1)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str) -> str:
+        if value in ('"', "\r", "\n") or value.isalnum():
+            raise ValueError(f"delimiter {value!r} cannot be used: use one of , ; | or a tab")
+        return value
+
+
 class Export(_Strict):
     formats: list[Format] = Field(
         default_factory=lambda: ["xlsx"]  # type: ignore[arg-type]
     )
     filename: str = "{{ task }}-{{ today }}"
     title: str | None = None
+    columns: dict[str, Column] = Field(default_factory=dict)
+    csv: Csv = Csv()
 
     @field_validator("formats")
     @classmethod

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dbcron.errors import InvalidTask
-from dbcron.model import Dst, Email, Export, Notify, Policy, Schedule, Task
+from dbcron.model import Column, Csv, Dst, Email, Export, Notify, Policy, Schedule, Task
 from dbcron.secrets import mask_secrets
 
 _MODELS: dict[str, type[BaseModel]] = {
@@ -23,6 +23,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "schedule.dst": Dst,
     "policy": Policy,
     "export": Export,
+    "export.csv": Csv,
     "email": Email,
     "notify": Notify,
 }
@@ -86,7 +87,9 @@ def describe_errors(exc: ValidationError) -> list[str]:
 
 def _unknown_field(loc: list[str]) -> str:
     parent = ".".join(p for p in loc[:-1] if not p.isdigit())
-    model = _MODELS.get(parent)
+    # export.columns is keyed by the query's column names: any key holds a Column.
+    column = parent.startswith("export.columns.") and parent.count(".") == 2
+    model = Column if column else _MODELS.get(parent)
     name = loc[-1]
     if model is None:
         return f"unknown field '{name}'"

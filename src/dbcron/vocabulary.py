@@ -17,6 +17,7 @@ Catchup = Literal["none", "latest", "all"]
 Overlap = Literal["skip", "queue", "allow"]
 DstGap = Literal["shift", "skip"]
 DstOverlap = Literal["first", "both"]
+CsvEncoding = Literal["utf-8-sig", "utf-8", "utf-16", "cp1252", "latin-1"]
 
 RunStatus = Literal[
     "running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed"

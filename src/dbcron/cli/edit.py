@@ -25,6 +25,7 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
     """Create or update the tasks declared in YAML files or directories."""
     from dbcron.services import tasks
 
+    app.settings  # noqa: B018 (reads .env, which may set the ${VAR}s the tasks name)
     checked = tasks.check_paths(paths)
     _print_warnings(checked.warnings)
     if prune:
@@ -49,7 +50,9 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
 def validate(paths: tuple[str, ...]) -> None:
     """Check task files without touching the store."""
     from dbcron.services import tasks
+    from dbcron.settings import load_environment
 
+    load_environment()  # a ${VAR} that ./.env sets is set for the daemon started here too
     checked = tasks.check_paths(paths)
     _print_warnings(checked.warnings)
     click.echo(f"{len(checked.definitions)} task(s) valid: {', '.join(checked.names)}")
@@ -81,10 +84,14 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
 @click.option("--source", help="Database URL, best as ${VAR} from the environment.")
 @click.option("--query", help="SQL query (report, alert).")
 @click.option("--statement", multiple=True, help="SQL statement (sql task); repeatable.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Query parameter (a template such as '{{ yesterday }}'); repeatable.")
 @click.option("--condition", help="Alert condition: 'rows' or 'column op value'.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
               help="Report attachment format; repeatable.")
 @click.option("--to", help="Mail recipients, comma-separated.")
+@click.option("--cc", help="Copy recipients, comma-separated.")
+@click.option("--bcc", help="Blind copy recipients, comma-separated.")
 @click.option("--subject", help="Mail subject template.")
 @click.option("--call", help="Python function 'package.module:function' (call task).")
 @click.option("--disabled", is_flag=True, help="Add the task disabled.")
@@ -109,53 +116,145 @@ def add(app: App, /, from_file: str | None, **flags: Any) -> None:
     app.changed()
 
 
-def _gather(flags: dict[str, Any], interactive: bool) -> dict[str, Any]:
-    """Task data from flags, prompting for the missing ones on a terminal."""
-    def ask(key: str, question: str, required: bool, default: str | None = None) -> Any:
-        if flags.get(key) not in (None, ()):
-            return flags[key]
-        if not interactive:
-            if required:
-                raise click.UsageError(f"missing --{key.replace('_', '-')} (or run on a terminal)")
-            return default
-        return click.prompt(question, default=default if default is not None else "",
-                            show_default=default is not None) or None
+_SCHEDULE_FLAGS = (("cron", "cron"), ("every", "every"), ("at_", "at"))
+_SCHEDULE_PROMPTS = {
+    "cron": ("Cron schedule", "0 9 * * mon-fri"),
+    "every": ("Every (e.g. 30m, 2h, 1d)", "1h"),
+    "at": ("At (e.g. 2026-12-01T09:00)", None),
+}
+# A validation problem's field -> the prompt that answers it again.
+_FIELD_PROMPTS = {
+    "name": "name", "description": "description", "source": "source", "query": "query",
+    "statements": "statement", "condition": "condition", "call": "call", "email": "to",
+    "schedule": "schedule", "params": "params",
+}
 
-    if flags.get("kind") is None and interactive:
-        flags["kind"] = click.prompt(
+
+def _gather(flags: dict[str, Any], interactive: bool) -> dict[str, Any]:
+    """Task data from flags, prompting for the missing ones on a terminal.
+
+    On a terminal a bad answer is asked again, with the problem shown, keeping
+    every other answer; without one, every missing flag is named at once.
+    """
+    from dbcron.errors import InvalidTask
+    from dbcron.services import tasks
+
+    answers = {k: v for k, v in flags.items() if v not in (None, (), False)}
+    answers["params"] = _params(flags.get("params") or ())
+    if not interactive:
+        _require_flags(answers)
+        return _task_data(answers)  # validated by the caller, every problem at once
+    if "kind" not in answers:
+        answers["kind"] = click.prompt(
             "Kind", type=click.Choice(KINDS), default="report"
         )
-    kind = ask("kind", "Kind", True)
-    data: dict[str, Any] = {"kind": kind}
     for key, question, kinds in _PROMPTS:
-        if kinds and kind not in kinds and flags.get(key) in (None, ()):
-            continue  # not a field of this kind: neither asked nor required
-        value = ask(key, question, kind in kinds and key != "to")
-        if value in (None, "", ()):
-            continue
-        if key == "statement":
-            data["statements"] = list(value) if isinstance(value, tuple) else [value]
-        elif key == "to":
-            data["email"] = {"to": [a.strip() for a in value.split(",") if a.strip()]}
-        else:
-            data[key] = value
-    schedule: dict[str, Any] = {}
-    for key, field in (("cron", "cron"), ("every", "every"), ("at_", "at")):
-        if flags.get(key):
-            schedule[field] = flags[key]
-    if not schedule:
-        if not interactive:
-            raise click.UsageError("give one of --cron, --every, --at")
-        schedule["cron"] = click.prompt("Cron schedule", default="0 9 * * mon-fri")
-    timezone = ask("timezone", "Timezone", False, default="UTC")
-    if timezone:
-        schedule["timezone"] = timezone
+        if key not in answers and (not kinds or answers["kind"] in kinds):
+            _ask(answers, key, question)
+    if not any(answers.get(flag) for flag, _ in _SCHEDULE_FLAGS):
+        _ask_schedule(answers)
+    if "timezone" not in answers:
+        _ask(answers, "timezone", "Timezone", default="UTC")
+    while True:
+        data = _task_data(answers)
+        try:
+            tasks.check_items([("add", data)])
+            return data
+        except InvalidTask as exc:
+            fields = [_prompt_key(problem) for problem in exc.problems]
+            known = [f for f in fields if f is not None]
+            if len(known) < len(fields):
+                raise  # a problem no answer can fix: say it and stop
+            for field, problem in zip(known, exc.problems, strict=True):
+                click.echo(problem.split(": ", 2)[-1], err=True)
+                if field == "schedule":
+                    for flag, _ in _SCHEDULE_FLAGS:
+                        answers.pop(flag, None)
+                    _ask_schedule(answers)
+                else:
+                    answers.pop(field, None)
+                    question = next((q for k, q, _ in _PROMPTS if k == field), field.capitalize())
+                    _ask(answers, field, question)
+
+
+def _require_flags(answers: dict[str, Any]) -> None:
+    """Without a terminal: name every missing flag in one usage error."""
+    kind = answers.get("kind")
+    missing = [] if kind else ["--kind"]
+    missing += [
+        f"--{key}" for key, _q, kinds in _PROMPTS
+        if kind in kinds and key != "to" and key not in answers
+    ]
+    if not any(answers.get(flag) for flag, _ in _SCHEDULE_FLAGS):
+        missing.append("one of --cron, --every, --at")
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (or run on a terminal)")
+
+
+def _ask(answers: dict[str, Any], key: str, question: str, default: str | None = None) -> None:
+    value = click.prompt(question, default=default if default is not None else "",
+                         show_default=default is not None)
+    if value:
+        answers[key] = value
+
+
+def _ask_schedule(answers: dict[str, Any]) -> None:
+    how = click.prompt("Schedule: cron, every or at", default="cron",
+                       type=click.Choice(["cron", "every", "at"]))
+    question, default = _SCHEDULE_PROMPTS[how]
+    flag = "at_" if how == "at" else how
+    answers[flag] = click.prompt(question, default=default) if default else click.prompt(question)
+
+
+def _prompt_key(problem: str) -> str | None:
+    """Which answer a validation problem is about ("add: task 'x': FIELD: message")."""
+    parts = problem.split(": ", 3)
+    field = parts[2] if len(parts) > 3 else ""
+    if field == "(task)":  # "a report task needs 'query'"
+        quoted = problem.rsplit("'", 2)
+        field = quoted[1] if len(quoted) == 3 else ""
+    if field == "schedule.timezone":
+        return "timezone"
+    return _FIELD_PROMPTS.get(field.split(".")[0])
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{pair!r}: write NAME=VALUE, e.g. day={{{{ yesterday }}}}",
+                                     param_hint="--param")
+        params[name.strip()] = value
+    return params
+
+
+def _task_data(answers: dict[str, Any]) -> dict[str, Any]:
+    kind = answers["kind"]
+    data: dict[str, Any] = {"kind": kind}
+    for key in ("name", "description", "source", "query", "condition", "call"):
+        if answers.get(key):
+            data[key] = answers[key]
+    statement = answers.get("statement")
+    if statement:
+        data["statements"] = list(statement) if isinstance(statement, tuple) else [statement]
+    if answers.get("params"):
+        data["params"] = answers["params"]
+    email: dict[str, Any] = {}
+    for key in ("to", "cc", "bcc"):
+        if answers.get(key):
+            email[key] = [a.strip() for a in answers[key].split(",") if a.strip()]
+    if answers.get("subject"):
+        email["subject"] = answers["subject"]
+    if email:
+        data["email"] = email
+    schedule = {field: answers[flag] for flag, field in _SCHEDULE_FLAGS if answers.get(flag)}
+    if answers.get("timezone"):
+        schedule["timezone"] = answers["timezone"]
     data["schedule"] = schedule
-    if flags.get("formats"):
-        data["export"] = {"formats": list(flags["formats"])}
-    if flags.get("subject"):
-        data.setdefault("email", {})["subject"] = flags["subject"]
-    if flags.get("disabled"):
+    if answers.get("formats"):
+        data["export"] = {"formats": list(answers["formats"])}
+    if answers.get("disabled"):
         data["enabled"] = False
     return data
 

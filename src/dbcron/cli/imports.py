@@ -16,12 +16,26 @@ from dbcron.cli.app import App, pass_app
     show_default=True,
     help="Where the database URLs go as VAR=url lines (created 0600, appended).",
 )
+@click.option("--timezone", metavar="ZONE",
+              help="IANA zone of the schedules (default: this host's, as the old tool used).")
 @pass_app
-def import_(app: App, file: Path, env_file: Path) -> None:
+def import_(app: App, file: Path, env_file: Path, timezone: str | None) -> None:
     """Import tasks.json: tasks into the store, database URLs into the env file."""
+    import os
+
+    from dbcron.model import check_timezone
     from dbcron.services import imports
 
-    outcome = imports.import_file(lambda: app.store, file, env_file, app.now())
+    if timezone is not None:
+        try:
+            check_timezone(timezone)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--timezone") from None
+        zone = f"{timezone} (--timezone)"
+    else:
+        timezone = imports.host_timezone(os.environ)
+        zone = f"{timezone}, this host's timezone, as the old tool used (--timezone to change)"
+    outcome = imports.import_file(lambda: app.store, file, env_file, app.now(), timezone)
     for line in outcome.warnings:
         click.echo(f"warning: {line}", err=True)
     result = outcome.result
@@ -30,6 +44,7 @@ def import_(app: App, file: Path, env_file: Path) -> None:
         f"{len(result.created)} created, {len(result.updated)} updated, "
         f"{len(result.unchanged)} unchanged"
     )
+    click.echo(f"  schedules in {zone}")
     for original, name in outcome.renamed:
         click.echo(f"  '{original}' -> {name}")
     for var, shown in outcome.env_lines:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import textwrap
 from typing import TYPE_CHECKING
 
 import click
 
 from dbcron.cli.app import App, local, pass_app, print_json, table
-from dbcron.vocabulary import RUN_STATUSES, RunStatus
+from dbcron.vocabulary import RUN_STATUSES
 
 if TYPE_CHECKING:
     from dbcron.store import RunRow
@@ -43,17 +47,25 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
         if result.status != "succeeded":
             raise click.ClickException(result.error or "dry run failed")
         return
-    from dbcron.services.runs import run_now
+    import logging
 
+    from dbcron.services.runs import mail_note, run_now
+
+    # The runner logs each attempt for a daemon's journal; here the command's own lines
+    # (progress on stderr, the outcome on stdout) say it, without the log lines between.
+    logging.getLogger("dbcron").addHandler(logging.NullHandler())
     outcome = run_now(app.existing_store, app.settings, name, app.now, local,
                       lambda line: click.echo(line, err=True))
     if as_json:
         print_json(outcome.to_json())
     else:
-        rows = "" if outcome.rows is None else f", {outcome.rows} row" + (
+        rows = "" if outcome.rows is None else f", {outcome.rows:,} row" + (
             "" if outcome.rows == 1 else "s")
         tries = f" after {outcome.attempt} attempts" if outcome.attempt > 1 else ""
-        click.echo(f"run {outcome.id} of {name}: {outcome.status}{tries} in {_took(outcome)}{rows}")
+        took = _took(outcome)  # from the first attempt's start: retry waits included
+        note = mail_note(app.existing_store, outcome)
+        click.echo(f"run #{outcome.id} of {name}: {outcome.status}{tries} in {took}{rows}"
+                   + (f"; {note}" if note else ""))
         for path in outcome.artifacts:
             click.echo(f"  {path}")
     if outcome.status != "succeeded":
@@ -62,17 +74,23 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
+@click.option("--status", help=f"Only runs with this status: {', '.join(RUN_STATUSES)}.")
 @click.option("--since", help="An ISO time, or a duration back from now (24h, 7d).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
 @json_option
 @pass_app
-def history(app: App, name: str | None, status: RunStatus | None, since: str | None, limit: int,
+def history(app: App, name: str | None, status: str | None, since: str | None, limit: int,
             as_json: bool) -> None:
     """Past runs, newest first: when due, started, ended, status, rows, error."""
+    from dbcron.errors import DbcronError
     from dbcron.services import runs
-
-    start = runs.parse_since(since, app.now(), app.settings.timezone) if since else None
+    if status is not None and status not in RUN_STATUSES:
+        raise click.BadParameter(f"{status!r}: use one of {', '.join(RUN_STATUSES)}",
+                                 param_hint="--status")
+    try:
+        start = runs.parse_since(since, app.now(), app.settings.timezone) if since else None
+    except DbcronError as exc:
+        raise click.UsageError(str(exc)) from None
     found = runs.history(app.existing_store, name, status, start, limit)
     if as_json:
         print_json([r.to_json() for r in found])
@@ -81,17 +99,30 @@ def history(app: App, name: str | None, status: RunStatus | None, since: str | N
         click.echo("no runs")
         return
     tz = app.settings.timezone
-    table(
-        [
-            [
-                str(r.id), r.task, local(r.scheduled_for, tz), r.status,
-                _took(r), "-" if r.rows is None else str(r.rows),
-                (r.error or "").splitlines()[0][:80] if r.error else "",
-            ]
-            for r in found
-        ],
-        ["ID", "TASK", "SLOT", "STATUS", "TOOK", "ROWS", "ERROR"],
-    )
+    headers = ["ID", "TASK", "SLOT", "STATUS", "TOOK", "ROWS", "ERROR"]
+    rows = [
+        [str(r.id), r.task, local(r.scheduled_for, tz), r.status, _took(r),
+         "-" if r.rows is None else str(r.rows)]
+        for r in found
+    ]
+    room = _error_room(headers[:-1], rows)
+    lines: list[list[str]] = []
+    for row, r in zip(rows, found, strict=True):
+        error = r.error.splitlines()[0] if r.error else ""
+        # Wrapped, never cut: the cause ("no such column: regoin") is at the end.
+        chunks = textwrap.wrap(error, room, break_on_hyphens=False) if room else [error]
+        lines.append([*row, chunks[0] if chunks else ""])
+        lines += [["", "", "", "", "", "", chunk] for chunk in chunks[1:]]
+    table(lines, headers)
+
+
+def _error_room(headers: list[str], rows: list[list[str]]) -> int:
+    """Columns left for the error on this terminal; 0 (no limit) when not on one."""
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        return 0
+    widths = [max(len(c) for c in col) for col in zip(headers, *rows, strict=True)]
+    used = sum(widths) + 2 * len(widths)
+    return max(shutil.get_terminal_size().columns - used, 30)
 
 
 def _took(run: RunRow) -> str:
@@ -138,7 +169,7 @@ def status(app: App, check: bool, as_json: bool) -> None:
         click.echo("last run failed: " + ", ".join(report.failing))
     click.echo("next:" if report.upcoming else "next: nothing scheduled")
     for at, name in report.upcoming:
-        click.echo(f"  {local(at, tz)}  {name}")
+        click.echo(f"  {local(at, at.tzinfo)}  {name}")  # each in its task's zone, as in list
 
 
 COMMANDS = [run, history, status]

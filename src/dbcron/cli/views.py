@@ -18,7 +18,7 @@ def list_(app: App, as_json: bool) -> None:
     """Tasks with their schedule in words, next run and last result."""
     from dbcron.services import tasks
 
-    rows = tasks.listing(app.existing_store, app.settings, app.now())
+    rows = tasks.listing(app.existing_store, app.settings, app.now(), descriptions=as_json)
     if as_json:
         print_json([r.to_json() for r in rows])
         return
@@ -74,16 +74,26 @@ def show(app: App, name: str, as_json: bool) -> None:
 
 
 @click.command(name="next")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--from", "start", metavar="ISO", help="Start instead of now (ISO 8601).")
 @json_option
 @pass_app
-def next_(app: App, name: str, count: int, start: str | None, as_json: bool) -> None:
-    """The next N times a task fires."""
+def next_(app: App, name: str | None, count: int, start: str | None, as_json: bool) -> None:
+    """The next N times a task fires; without NAME, every enabled task's next N, in time order."""
     from dbcron.services import tasks
 
     begin = _instant(start, app) if start else app.now()
+    if name is None:
+        fires = tasks.upcoming_all(app.existing_store, count, begin, app.settings)
+        if as_json:
+            print_json([{"task": n, "at": t.isoformat()} for t, n in fires])
+            return
+        for t, n in fires:
+            click.echo(f"{t.isoformat()}  {n}")
+        if not fires:
+            click.echo("no more fire times (no enabled task fires again)")
+        return
     times = tasks.upcoming(app.existing_store, name, count, begin, app.settings)
     if as_json:
         print_json([t.isoformat() for t in times])
@@ -118,7 +128,7 @@ def export(app: App, fmt: str) -> None:
     """Print every task as a task file (secrets masked): a backup `apply` can read."""
     from dbcron.services import tasks
 
-    exported = tasks.export_all(app.existing_store)
+    exported = tasks.export_all(app.existing_store, app.settings.timezone)
     if fmt == "json":
         print_json(exported)
     else:

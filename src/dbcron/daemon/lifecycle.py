@@ -195,6 +195,19 @@ class Daemon:
         log.info("scheduler-daemon ready: %d tasks loaded, store %s, pid %d%s",
                  len(self.tasks), _masked(settings.store), os.getpid(),
                  f", metrics on {settings.metrics_address}" if self.metrics else "")
+        if not self.tasks:
+            self._say_nothing_runs(settings)
+
+    def _say_nothing_runs(self, settings: Settings) -> None:
+        """A daemon started in the wrong directory finds (or creates) an empty store: say so."""
+        stored = len(self.store.tasks.summaries())
+        what = f"holds {stored} task(s), all disabled" if stored else "holds no tasks"
+        log.warning(
+            "the store %s %s: nothing will run. Add tasks with 'manage-tasks apply DIR' using "
+            "the same settings (run where this daemon runs, or DBCRON_STATE_DIR=%s), or start "
+            "the daemon where the store with your tasks is",
+            _masked(settings.store), what, settings.state_dir,
+        )
 
     def _recover(self, now: datetime) -> list[Any]:
         """Runs left `running` by a daemon that is gone become interrupted."""

@@ -11,6 +11,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from dbcron.daemon.runner import LEASE, Identity, Runner
@@ -24,21 +25,35 @@ LEASE_RENEWAL = 5.0  # seconds between lease renewals of a run in this process
 
 
 def run_local(
-    store: Store, settings: Settings, task: Task, clock: Callable[[], datetime]
+    store: Store, settings: Settings, task: Task, clock: Callable[[], datetime],
+    progress: Callable[[str], None],
 ) -> RunRow:
-    """Run the task once in this process (manage-tasks run --local, or no daemon alive)."""
+    """Run the task once in this process (manage-tasks run --local, or no daemon alive).
+
+    The row comes back with ``started_at`` of its first attempt, so that its
+    duration is the whole run, retry waits included.
+    """
     # An identity of its own, with leases it renews: a daemon starting meanwhile must see
     # this run as alive, and Ctrl-C must not leave it `running` forever.
     me = Identity(socket.gethostname(), os.getpid(), str(uuid.uuid4()))
-    pool = WorkerPool(1, settings.log_level, settings.log_format)
+    # The command says what happened itself: the job's routine log lines (mail written,
+    # run finished) are for a daemon's journal; its warnings still reach the terminal.
+    pool = WorkerPool(1, "WARNING", settings.log_format)
     runner = Runner(store, settings, pool, me, clock)
     try:
         run_id = runner.submit(task, clock(), "manual", clock())
         if run_id is None:
             raise DbcronError(f"could not claim a run of {task.name}")
         renewed = time.monotonic()
+        told = None
+        first: datetime | None = None
         while runner.active():
             runner.tick(clock())
+            run = store.runs.get(run_id)
+            first = first or (run.started_at if run is not None else None)
+            if run is not None and run.status == "running" and run.error and run.error != told:
+                told = run.error  # "attempt 1 failed: ...; retrying in 30s"
+                progress(run.error)
             if time.monotonic() - renewed > LEASE_RENEWAL:
                 store.runs.renew_leases(runner.inflight(), clock() + LEASE)
                 renewed = time.monotonic()
@@ -50,4 +65,4 @@ def run_local(
                                     "interrupted: the manage-tasks run was stopped")
     run = store.runs.get(run_id)
     assert run is not None
-    return run
+    return replace(run, started_at=first or run.started_at)

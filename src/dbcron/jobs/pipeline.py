@@ -116,8 +116,9 @@ class _Plan:
 
 
 def _plan(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) -> _Plan:
+    from dbcron.cells import parse_format
     from dbcron.jobs.alert import parse_condition
-    from dbcron.jobs.export import ExportOptions
+    from dbcron.jobs.export import ColumnStyle, ExportOptions
     from dbcron.model import Export
 
     # A report exists to produce files; an alert only attaches them when asked.
@@ -131,6 +132,14 @@ def _plan(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) ->
         title=title or task.name,
         subtitle=f"Scheduled for {local:%Y-%m-%d %H:%M} {local.tzname()}",
         tz=tz,
+        columns={
+            name: ColumnStyle(
+                format=parse_format(c.format) if c.format else None, label=c.label, wrap=c.wrap
+            )
+            for name, c in (export.columns.items() if export else ())
+        },
+        csv_encoding=export.csv.encoding if export else "utf-8-sig",
+        csv_delimiter=export.csv.delimiter if export else ",",
     )
     return _Plan(
         task=task,
@@ -201,11 +210,13 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
         description = "\n".join(x for x in (task.description, found and found.reason) if x)
         text, html = render_default_body(
             task=task.name,
+            title=plan.options.title,
             description=description,
             slot=plan.local,
             late_by=request.late_by,
             row_count=output.rows,
-            columns=output.columns,
+            columns=plan.options.labels(output.columns),
+            formats=[s.format for s in plan.options.styles(output.columns)],
             first_rows=output.preview,
             files=[p.name for p in output.files],
         )
@@ -260,7 +271,12 @@ def _send_dry_run(
     would = f"would have {_mailed(msg, mail.file_count, plan.out_dir)}"
     if request.to:
         deliver(request.settings, mail.readdress(request.to, "[dry run] "), request.timeout)
-        would += f"; sent to {', '.join(request.to)} instead"
+        to = ", ".join(request.to)
+        if request.settings.smtp_host:
+            would += f"; sent to {to} instead"
+        else:  # no SMTP server configured: the mail went to the outbox, not to anyone
+            would += (f"; for {to}, written to the outbox {request.settings.outbox_dir} "
+                      "instead (DBCRON_SMTP_HOST is not set)")
     result.result = preview
     result.summary = "; ".join(["dry run", *decision.notes, would, f"preview in {preview['eml']}"])
 

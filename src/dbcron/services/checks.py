@@ -39,6 +39,8 @@ _SOURCE_HINTS = [
     ("can't connect", "is the database server running and listening there?"),
     ("password authentication failed", "check the user and password of the URL"),
     ("access denied", "check the user and password of the URL"),
+    # Before "does not exist": PostgreSQL says 'role "x" does not exist' for a bad user.
+    ('role "', "check the user name of the URL: the server has no such role (user)"),
     ("does not exist", "check the database name at the end of the URL"),
     ("unknown database", "check the database name at the end of the URL"),
     ("could not translate host name", "check the host name of the URL"),

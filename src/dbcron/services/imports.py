@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,18 +23,45 @@ class ImportOutcome:
     warnings: list[str]
 
 
+def host_timezone(environ: Mapping[str, str], localtime: Path = Path("/etc/localtime")) -> str:
+    """The IANA name of this host's zone: $TZ, else where /etc/localtime points, else UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    candidates = [environ.get("TZ", "").removeprefix(":")]
+    target = os.path.realpath(localtime)
+    if "/zoneinfo/" in target:
+        candidates.append(target.split("/zoneinfo/", 1)[1])
+    for name in candidates:
+        if name and not name.startswith("/"):
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+            return name
+    return "UTC"
+
+
 def import_file(
-    store: Callable[[], Store], path: Path, env_file: Path, now: datetime
+    store: Callable[[], Store], path: Path, env_file: Path, now: datetime, timezone: str
 ) -> ImportOutcome:
     """Validate everything first; only then write the env file and open the store
     (`store` is called then, so bad input does not even create one)."""
-    converted = legacy.convert(path, legacy.read(path))
+    converted = legacy.convert(path, legacy.read(path), timezone)
     try:
         checked = check_items(converted.items)
     except InvalidTask as exc:
         raise ImportFileError("\n".join(exc.problems)) from None
     written = _append_env(env_file, converted.env)
-    result = store().tasks.upsert(checked.definitions, now, imported=converted.facts)
+    opened = store()
+    # A task already in the store keeps its enabled flag: importing the file again
+    # must not switch on a task someone disabled by hand (nor off one enabled).
+    kept = {row.name: row.enabled for row in opened.tasks.get_many(checked.names)}
+    for definition in checked.definitions:
+        if definition["name"] in kept:
+            definition.pop("enabled", None)
+            if not kept[definition["name"]]:
+                definition["enabled"] = False
+    result = opened.tasks.upsert(checked.definitions, now, imported=converted.facts)
     renamed = [
         (facts["original_name"], name)
         for name, facts in converted.facts.items()
@@ -59,7 +86,10 @@ def _append_env(env_file: Path, env: dict[str, str]) -> list[str]:
         from dotenv import dotenv_values
 
         present = dict(dotenv_values(env_file))
-    clashes = [var for var, url in env.items() if var in present and present[var] != url]
+    clashes = [
+        var for var, url in env.items()
+        if var in present and present[var] not in (url, url.replace("'", "%27"))
+    ]
     if clashes:
         raise ImportFileError(
             f"{env_file} already sets {', '.join(clashes)} to another value; remove or rename "
@@ -76,8 +106,17 @@ def _append_env(env_file: Path, env: dict[str, str]) -> list[str]:
     return [var for var in env if var not in present]
 
 
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:,+=%")
+
+
 def _quote(value: str) -> str:
-    """Double quotes with backslash escapes: both python-dotenv and systemd read them."""
-    if not any(c in value for c in " #'\"\\"):
+    """A value python-dotenv, systemd's EnvironmentFile= and sh (`. .env`) all read alike.
+
+    Single quotes: none of the three expands ``$`` inside them (python-dotenv and sh
+    expand ``${X}`` or ``$X`` in double quotes), and ``#`` or ``@`` stay text. A single
+    quote cannot be escaped the same way in all three, but the values are URLs, where
+    ``%27`` stands for the same character.
+    """
+    if set(value) <= _PLAIN:
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "'" + value.replace("'", "%27") + "'"

@@ -59,8 +59,12 @@ def read(path: Path) -> list[Any]:
     return doc
 
 
-def convert(path: Path, entries: list[Any]) -> Imported:
-    """Map every entry; all problems are reported together and nothing is half-imported."""
+def convert(path: Path, entries: list[Any], timezone: str) -> Imported:
+    """Map every entry; all problems are reported together and nothing is half-imported.
+
+    The old tool ran its schedules on the server's local time, so each schedule
+    gets ``timezone`` (the host's, unless the user named another).
+    """
     out = Imported()
     problems: list[str] = []
     taken: set[str] = set()
@@ -75,7 +79,7 @@ def convert(path: Path, entries: list[Any]) -> Imported:
         name = handle(title, taken)
         try:
             data = _task(entry, name, title)
-            data["schedule"] = _schedule(entry)
+            data["schedule"] = {**_schedule(entry), "timezone": timezone}
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
             continue

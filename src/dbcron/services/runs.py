@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dbcron.errors import DbcronError
@@ -27,7 +27,12 @@ def run_now(
     store: Store, settings: Settings, name: str, clock: Callable[[], datetime], local: bool,
     progress: Callable[[str], None],
 ) -> RunRow:
-    """Run a task now, through the live daemon when there is one, else in this process."""
+    """Run a task now, through the live daemon when there is one, else in this process.
+
+    The row comes back with ``started_at`` of its first attempt, so that its
+    duration is the whole run, retry waits included (each attempt restarts the
+    stored ``started_at``).
+    """
     from dbcron.services import tasks
 
     task = tasks.load(store, name)
@@ -37,16 +42,18 @@ def run_now(
         progress("running here" + ("" if local else " (no daemon is alive)"))
         from dbcron.daemon.local_run import run_local
 
-        return run_local(store, settings, task, clock)
+        return run_local(store, settings, task, clock, progress)
     progress(f"asking the daemon (pid {daemon.pid} on {daemon.host}) to run {name}")
     request_id = store.daemons.request_run(name, now)
     run_id = _wait_taken(store, request_id)
     limit = _longest(task)
     told = None
+    first: datetime | None = None
     while True:
         run = store.runs.get(run_id)
+        first = first or (run.started_at if run is not None else None)
         if run is not None and run.status in FINAL_STATUSES:
-            return run
+            return replace(run, started_at=first or run.started_at)
         if run is not None and run.error and run.error != told:
             told = run.error
             progress(run.error)
@@ -73,6 +80,27 @@ def _longest(task: Task) -> float:
     """A monotonic deadline past every attempt, timeout and backoff of the task."""
     attempts = task.policy.retries + 1
     return time.monotonic() + attempts * (task.policy.timeout.total_seconds() + 660)
+
+
+def mail_note(store: Store, run: RunRow) -> str:
+    """Why a succeeded run sent no mail, from the task's rules (empty when it mailed)."""
+    from dbcron.model import Task
+
+    row = store.tasks.get(run.task)
+    if row is None or run.status != "succeeded" or run.rows is None:
+        return ""
+    task = Task.model_validate(row.data)
+    if task.kind not in ("report", "alert"):
+        return ""
+    if task.email is None:
+        return "no email configured: mail not sent" if task.kind == "report" else ""
+    if task.kind == "alert":
+        return "no rows: the condition does not hold, mail not sent" if run.rows == 0 else ""
+    if task.email.send == "if_rows" and run.rows == 0:
+        return "no rows: mail not sent (send: if_rows)"
+    if task.email.send == "if_empty" and run.rows > 0:
+        return f"{run.rows:,} rows: mail not sent (send: if_empty)"
+    return ""
 
 
 def parse_since(text: str, now: datetime, default_tz: str) -> datetime:
@@ -128,7 +156,7 @@ class Status:
                 "tasks_loaded": d.tasks_loaded if d else 0,
             },
             "runs_24h": self.runs_24h,
-            "next": [{"task": n, "at": t.isoformat()} for t, n in self.upcoming],
+            "next": [{"task": n, "at": t.astimezone(UTC).isoformat()} for t, n in self.upcoming],
             "failing": self.failing,
         }
 
@@ -145,9 +173,10 @@ def status(store: Store, settings: Settings, now: datetime, count: int = 5) -> S
         if not is_enabled:
             continue
         enabled.add(name)
-        at = next_fire(spec_from_json(schedule, settings.timezone), now)
+        spec = spec_from_json(schedule, settings.timezone)
+        at = next_fire(spec, now)
         if at is not None:
-            upcoming.append((at, name))
+            upcoming.append((at.astimezone(spec.tz), name))  # shown in the task's zone
     upcoming.sort()
     failing = sorted(
         name for name, (_slot, last) in store.runs.latest_status().items()

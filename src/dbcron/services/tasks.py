@@ -121,10 +121,12 @@ class Listed:
     next_run: datetime | None
     last_run: datetime | None
     last_status: str | None
+    description: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "enabled": self.enabled,
+            "name": self.name, "description": self.description, "kind": self.kind,
+            "enabled": self.enabled,
             "schedule": self.schedule, "timezone": self.timezone.key,
             "next_run": self.next_run.isoformat() if self.next_run else None,
             "last_run": self.last_run.isoformat() if self.last_run else None,
@@ -138,8 +140,15 @@ def spec_from_json(schedule_json: str, default_tz: str) -> ScheduleSpec:
     return ScheduleSpec.from_dict(json.loads(schedule_json), default_tz)
 
 
-def listing(store: Store, settings: Settings, now: datetime) -> list[Listed]:
+def listing(
+    store: Store, settings: Settings, now: datetime, descriptions: bool = False
+) -> list[Listed]:
+    """What `list` shows; ``descriptions`` also reads each definition (for --json)."""
     latest = store.runs.latest_status()
+    described = (
+        {row.name: row.data.get("description", "") for row in store.tasks.all()}
+        if descriptions else {}
+    )
     result = []
     for name, kind, enabled, schedule in store.tasks.summaries():
         spec = spec_from_json(schedule, settings.timezone)
@@ -148,6 +157,7 @@ def listing(store: Store, settings: Settings, now: datetime) -> list[Listed]:
             Listed(
                 name, kind, enabled, describe(spec), spec.tz,
                 next_fire(spec, now) if enabled else None, last_run, last_status,
+                described.get(name, ""),
             )
         )
     return result
@@ -188,6 +198,18 @@ def upcoming(
     return fire_times(spec_of(get(store, name), settings), start, count)
 
 
+def upcoming_all(
+    store: Store, count: int, start: datetime, settings: Settings
+) -> list[tuple[datetime, str]]:
+    """Each enabled task's next ``count`` fire times, in the task's zone, in time order."""
+    fires: list[tuple[datetime, str]] = []
+    for name, _kind, enabled, schedule in store.tasks.summaries():
+        if enabled:
+            spec = spec_from_json(schedule, settings.timezone)
+            fires += [(t.astimezone(spec.tz), name) for t in fire_times(spec, start, count)]
+    return sorted(fires)
+
+
 def set_enabled(store: Store, name: str, enabled: bool, now: datetime) -> bool:
     """False when the task was already in that state (nothing written).
 
@@ -205,5 +227,13 @@ def delete(store: Store, name: str) -> None:
     store.tasks.delete(name)
 
 
-def export_all(store: Store) -> list[dict[str, Any]]:
-    return [masked(row.data) for row in store.tasks.all()]
+def export_all(store: Store, default_tz: str) -> list[dict[str, Any]]:
+    """Every task as a task file; a schedule without a zone gets the one it runs in
+    (DBCRON_TIMEZONE here), so applying the file on another host keeps its times."""
+    exported = []
+    for row in store.tasks.all():
+        data = masked(row.data)
+        data["schedule"] = {**data["schedule"],
+                            "timezone": data["schedule"].get("timezone") or default_tz}
+        exported.append(data)
+    return exported

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 import unicodedata
 import zoneinfo
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from dbcron.cells import NumberFormat
 from dbcron.vocabulary import FORMATS
 
 # 255 bytes is the usual file name limit; leave room for the ".part" temp name.
@@ -34,12 +35,35 @@ _WINDOWS_RESERVED = frozenset(
 
 
 @dataclass(frozen=True)
+class ColumnStyle:
+    """A task's ``export.columns`` entry for one column, its format parsed."""
+
+    format: NumberFormat | None = None
+    label: str | None = None
+    wrap: bool = False
+
+
+_PLAIN = ColumnStyle()
+
+
+@dataclass(frozen=True)
 class ExportOptions:
     """What a report shows besides its rows."""
 
     title: str
     subtitle: str
     tz: zoneinfo.ZoneInfo
+    columns: Mapping[str, ColumnStyle] = field(default_factory=dict)
+    csv_encoding: str = "utf-8-sig"
+    csv_delimiter: str = ","
+
+    def styles(self, columns: Sequence[str]) -> list[ColumnStyle]:
+        """The style of each result column, in order (plain where the task names none)."""
+        return [self.columns.get(c, _PLAIN) for c in columns]
+
+    def labels(self, columns: Sequence[str]) -> list[str]:
+        """The header of each column: its label, else its name."""
+        return [s.label or c for c, s in zip(columns, self.styles(columns), strict=True)]
 
 
 class Writer(Protocol):

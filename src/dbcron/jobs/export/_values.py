@@ -6,13 +6,17 @@ Conventions, kept here as their one source:
   converted to the report's timezone and keep their offset
   (``2026-11-20T09:00:03+05:30``), naive ones are written as stored;
 - dates and times are ISO 8601, booleans ``true``/``false``, bytes lowercase hex;
-- floats use Python's shortest round-trip form, Decimals their exact digits.
+- floats and Decimals as ``dbcron.cells.plain_text_number`` gives them: no float
+  noise (``230.98``, not ``230.98000000000002``), Decimals with their scale.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from decimal import Decimal
+
+from dbcron.cells import plain_text_number
 
 
 def iso_datetime(value: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
@@ -35,4 +39,6 @@ def as_text(value: object, tz: zoneinfo.ZoneInfo) -> str:
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
+    if isinstance(value, float | Decimal):
+        return plain_text_number(value)
     return str(value)

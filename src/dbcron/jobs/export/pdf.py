@@ -7,29 +7,35 @@ subtitle (the slot), the column header and "Page x of y", where y is a form
 XObject every page references and that is drawn once the total is known.
 
 Columns are sized from the first rows; the page turns landscape when they do not
-fit portrait, and text wider than its column is cut with an ellipsis. Text is
-set in DejaVu Sans Condensed, embedded (subset), so Cyrillic, Greek and accented
-Latin render on any viewer.
+fit portrait, and text wider than its column is cut with an ellipsis, or, in a
+column with ``wrap: true``, wrapped onto more lines. Numbers are right-aligned
+on their decimal point and shown in the column's ``format`` if it has one. Text
+is set in DejaVu Sans Condensed, embedded (subset), with fallback fonts of the
+system for other scripts (``_fonts``): every script renders on any viewer, and
+characters no installed font has are named in the run's log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import zoneinfo
 from collections.abc import Sequence
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from reportlab.lib.pagesizes import A4, landscape
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 
+from dbcron.cells import NumberFormat, split_at_point
 from dbcron.jobs.export import ExportOptions
 from dbcron.jobs.export._files import AtomicFile, Sampler
+from dbcron.jobs.export._fonts import FontChain
 from dbcron.jobs.export._pdfstream import StreamingCanvas
 from dbcron.jobs.export._values import as_text
+
+log = logging.getLogger("dbcron.jobs")
 
 FONT = "DbcronSans"
 FONT_BOLD = "DbcronSans-Bold"
@@ -44,6 +50,7 @@ _HEADER_HEIGHT = 13.0
 _PAD = 3.0  # space between a cell's text and its column edges
 _MIN_COLUMN = 24.0
 _MAX_COLUMN = 220.0
+_WRAP_LEADING = 8.5  # line distance inside a wrapped cell
 _SAMPLE_ROWS = 200
 _ELLIPSIS = "…"
 _TOTAL_FORM = "dbcronPageTotal"
@@ -55,24 +62,22 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _NUMERIC = (int, float, Decimal)
 
 
-def _register_fonts() -> None:
-    """Register the bundled TTFs once per process (reportlab's registry is global)."""
-    registered = set(pdfmetrics.getRegisteredFontNames())
-    for name, filename in _FONT_FILES.items():
-        if name not in registered:
-            path = resources.files("dbcron") / "fonts" / filename
-            with resources.as_file(path) as font_path:
-                pdfmetrics.registerFont(TTFont(name, str(font_path)))
+def _register_fonts() -> tuple[FontChain, FontChain]:
+    """The regular and bold chains; the bundled TTFs register once per process."""
+    return (
+        FontChain(FONT, _FONT_FILES[FONT], bold=False),
+        FontChain(FONT_BOLD, _FONT_FILES[FONT_BOLD], bold=True),
+    )
 
 
-def cell_text(value: object, tz: zoneinfo.ZoneInfo) -> str:
+def cell_text(value: object, tz: zoneinfo.ZoneInfo, fmt: NumberFormat | None = None) -> str:
     """How a value reads in the PDF: like the csv, but shorter where people read it."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(tz).replace(tzinfo=None)
+    if fmt is not None and (shown := fmt.render(value)) is not None:
+        return shown
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(tz).replace(tzinfo=None)
         return value.isoformat(sep=" ", timespec="seconds")
-    if isinstance(value, float):
-        return format(value, ".15g")  # 0.1 + 0.2 reads 0.3, not 0.30000000000000004
     text = as_text(value, tz)
     return _CONTROL.sub(" ", text) if _CONTROL.search(text) else text
 
@@ -103,15 +108,20 @@ def fit_widths(natural: Sequence[float], available: float) -> list[float]:
 
 class PdfWriter:
     def __init__(self, path: Path, columns: Sequence[str], options: ExportOptions) -> None:
-        _register_fonts()
+        self._regular, self._bold = _register_fonts()
         self._sampler = Sampler(len(columns), _SAMPLE_ROWS)
-        self._columns = [cell_text(c, options.tz) for c in columns]
+        styles = options.styles(columns)
+        self._formats = [s.format for s in styles]
+        self._wrap = [s.wrap for s in styles]
+        self._columns = [cell_text(c, options.tz) for c in options.labels(columns)]
         self._options = options
+        self._path = path
         self._file = AtomicFile(path)
         self._canvas: StreamingCanvas | None = None
         self._widths: list[float] = []
         self._lefts: list[float] = []
         self._numeric: list[bool] = []
+        self._tails: list[float] = []  # per numeric column: widest text from the point on
         self._page_size = A4
         self._page = 0
         self._y = 0.0
@@ -136,9 +146,8 @@ class PdfWriter:
         canvas = self._require_canvas()
         if self._page == 0:
             self._start_page()
-            canvas.setFont(FONT, _SMALL_SIZE)
             canvas.setFillColorRGB(*_GREY)
-            canvas.drawString(_MARGIN + _PAD, self._y - _ROW_HEIGHT + 2.5, "No rows.")
+            self._line(_MARGIN + _PAD, self._y - _ROW_HEIGHT + 2.5, "No rows.", self._regular)
         self._end_page()
         canvas.beginForm(_TOTAL_FORM, lowerx=0, lowery=-4, upperx=80, uppery=12)
         canvas.setFont(FONT, _SMALL_SIZE)
@@ -146,33 +155,58 @@ class PdfWriter:
         canvas.drawString(0, 0, str(self._page))
         canvas.endForm()
         canvas.save()
+        self._warn_missing()
         return self._file.commit()
 
     def abort(self) -> None:
         self._file.abort()
+
+    def _warn_missing(self) -> None:
+        missing = sorted(self._regular.missing | self._bold.missing)
+        if missing:
+            names = ", ".join(f"{ch} (U+{ord(ch):04X})" for ch in missing[:20])
+            more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+            log.warning(
+                "%s: no installed font has %s%s; they show as boxes (install a font for them, "
+                "e.g. the Debian packages fonts-noto-core, fonts-droid-fallback, fonts-nanum)",
+                self._path.name,
+                names,
+                more,
+            )
 
     def _require_canvas(self) -> StreamingCanvas:
         if self._canvas is None:
             raise RuntimeError("the PDF layout was not made")  # _layout always runs first
         return self._canvas
 
+    def _texts(self, row: Sequence[object]) -> list[str]:
+        tz = self._options.tz
+        return [cell_text(v, tz, f) for v, f in zip(row, self._formats, strict=True)]
+
     def _layout(self, sample: Sequence[Sequence[object]]) -> None:
         """Size the columns from the header and the first rows, then pick the page."""
-        tz = self._options.tz
-        natural = [pdfmetrics.stringWidth(c, FONT_BOLD, _SMALL_SIZE) for c in self._columns]
+        natural = [self._bold.width(c, _SMALL_SIZE) for c in self._columns]
         kinds: list[set[bool]] = [set() for _ in self._columns]  # per column: is numeric
+        heads = [0.0] * len(self._columns)
+        tails = [0.0] * len(self._columns)
         for row in sample:
-            for i, value in enumerate(row):
+            for i, (value, text) in enumerate(zip(row, self._texts(row), strict=True)):
                 if value is None:
                     continue
-                width = pdfmetrics.stringWidth(cell_text(value, tz), FONT, _BODY_SIZE)
-                natural[i] = max(natural[i], width)
-                kinds[i].add(isinstance(value, _NUMERIC) and not isinstance(value, bool))
+                natural[i] = max(natural[i], self._regular.width(text, _BODY_SIZE))
+                number = isinstance(value, _NUMERIC) and not isinstance(value, bool)
+                kinds[i].add(number)
+                if number:
+                    head, tail = split_at_point(text)
+                    heads[i] = max(heads[i], self._regular.width(head, _BODY_SIZE))
+                    tails[i] = max(tails[i], self._regular.width(tail, _BODY_SIZE))
         self._numeric = [k == {True} for k in kinds]
+        self._tails = tails
         # Later numbers may be longer than the first ones: leave room for 10 digits.
-        digits = pdfmetrics.stringWidth("0" * 10, FONT, _BODY_SIZE)
+        digits = self._regular.width("0" * 10, _BODY_SIZE)
         natural = [
-            max(w, digits) if num else w for w, num in zip(natural, self._numeric, strict=True)
+            max(w, digits + t, h + t) if num else w
+            for w, num, h, t in zip(natural, self._numeric, heads, tails, strict=True)
         ]
         natural = [min(max(w + 2 * _PAD, _MIN_COLUMN), _MAX_COLUMN) for w in natural]
         portrait_room = A4[0] - 2 * _MARGIN
@@ -186,6 +220,7 @@ class PdfWriter:
         canvas = StreamingCanvas(self._file.file, self._page_size)
         canvas.setTitle(self._options.title)
         canvas.setSubject(self._options.subtitle)
+        canvas.setAuthor("dbcron")
         canvas.setCreator("dbcron")
         canvas.reserve_form(_TOTAL_FORM)
         self._canvas = canvas
@@ -196,20 +231,13 @@ class PdfWriter:
         self._rows_on_page = 0
         width, height = self._page_size
         top = height - _MARGIN
+        room = width - 2 * _MARGIN
         canvas.setFillColorRGB(0, 0, 0)
-        canvas.setFont(FONT_BOLD, _TITLE_SIZE)
-        canvas.drawString(
-            _MARGIN,
-            top - _TITLE_SIZE,
-            self._clip(self._options.title, FONT_BOLD, _TITLE_SIZE, width - 2 * _MARGIN),
-        )
-        canvas.setFont(FONT, _SMALL_SIZE)
+        title = self._clip(self._options.title, self._bold, _TITLE_SIZE, room)
+        self._line(_MARGIN, top - _TITLE_SIZE, title, self._bold, _TITLE_SIZE)
         canvas.setFillColorRGB(*_GREY)
-        canvas.drawString(
-            _MARGIN,
-            top - _TITLE_SIZE - 11,
-            self._clip(self._options.subtitle, FONT, _SMALL_SIZE, width - 2 * _MARGIN),
-        )
+        subtitle = self._clip(self._options.subtitle, self._regular, _SMALL_SIZE, room)
+        self._line(_MARGIN, top - _TITLE_SIZE - 11, subtitle, self._regular)
         header_top = top - _TITLE_SIZE - 18
         canvas.setFillColorRGB(0.87, 0.89, 0.93)
         canvas.rect(
@@ -222,7 +250,9 @@ class PdfWriter:
         )
         canvas.setFillColorRGB(0, 0, 0)
         baseline = header_top - _HEADER_HEIGHT + 4
-        self._draw_cells(self._columns, baseline, FONT_BOLD, _SMALL_SIZE)
+        self._draw_cells(
+            [[c] for c in self._columns], baseline, self._bold, _SMALL_SIZE, header=True
+        )
         canvas.setStrokeColorRGB(*_RULE)
         canvas.setLineWidth(0.6)
         y = header_top - _HEADER_HEIGHT
@@ -239,63 +269,152 @@ class PdfWriter:
         y = _MARGIN - 12
         canvas.drawString(x, y, label)
         canvas.saveState()
-        canvas.translate(x + pdfmetrics.stringWidth(label, FONT, _SMALL_SIZE), y)
+        canvas.translate(x + self._regular.width(label, _SMALL_SIZE), y)
         canvas.doForm(_TOTAL_FORM)
         canvas.restoreState()
         canvas.showPage()
 
+    def _page_room(self) -> float:
+        """Height for rows on a page below the title and header."""
+        return float(self._page_size[1]) - 2 * _MARGIN - _TITLE_SIZE - 18 - _HEADER_HEIGHT
+
+    def _cell_lines(self, texts: Sequence[str]) -> list[list[str]]:
+        """Each cell's lines: one, or in a wrapping column as many as its text needs."""
+        max_lines = max(1, int((self._page_room() - _ROW_HEIGHT) / _WRAP_LEADING) + 1)
+        cells = []
+        for i, text in enumerate(texts):
+            room = self._widths[i] - 2 * _PAD
+            if self._wrap[i] and text and self._regular.width(text, _BODY_SIZE) > room:
+                lines = _wrap(text, lambda t: self._regular.width(t, _BODY_SIZE), room)
+                if len(lines) > max_lines:
+                    lines = [*lines[: max_lines - 1], " ".join(lines[max_lines - 1 :])]
+                cells.append(lines)
+            else:
+                cells.append([text])
+        return cells
+
     def _draw_rows(self, rows: Sequence[Sequence[object]]) -> None:
         canvas = self._require_canvas()
-        tz = self._options.tz
         bottom = _MARGIN
+        wraps = any(self._wrap)
         for row in rows:
-            if self._page == 0 or self._y - _ROW_HEIGHT < bottom:
+            texts = self._texts(row)
+            cells = self._cell_lines(texts) if wraps else [[t] for t in texts]
+            height = _ROW_HEIGHT + _WRAP_LEADING * (max(map(len, cells)) - 1)
+            if self._page == 0 or self._y - height < bottom:
                 if self._page:
                     self._end_page()
                 self._start_page()
-            self._y -= _ROW_HEIGHT
+            self._y -= height
             if self._rows_on_page % 2:
                 canvas.setFillColorRGB(*_STRIPE)
-                canvas.rect(_MARGIN, self._y, sum(self._widths), _ROW_HEIGHT, stroke=0, fill=1)
+                canvas.rect(_MARGIN, self._y, sum(self._widths), height, stroke=0, fill=1)
                 canvas.setFillColorRGB(0, 0, 0)
-            self._draw_cells([cell_text(v, tz) for v in row], self._y + 2.8, FONT, _BODY_SIZE)
+            self._draw_cells(cells, self._y + height - _ROW_HEIGHT + 2.8, self._regular, _BODY_SIZE)
             self._rows_on_page += 1
 
-    def _draw_cells(self, texts: Sequence[str], baseline: float, font: str, size: float) -> None:
+    def _draw_cells(
+        self,
+        cells: Sequence[Sequence[str]],
+        baseline: float,
+        chain: FontChain,
+        size: float,
+        header: bool = False,
+    ) -> None:
         text = self._require_canvas().beginText()
-        text.setFont(font, size)
-        for i, value in enumerate(texts):
-            if not value:
-                continue
+        text.setFont(chain.primary, size)
+        for i, lines in enumerate(cells):
             room = self._widths[i] - 2 * _PAD
-            width = pdfmetrics.stringWidth(value, font, size)
-            x = self._lefts[i] + _PAD
-            if self._numeric[i]:
-                if width > room:
-                    # A cut number would read as another number: squeeze it instead.
-                    text.setHorizScale(100 * room / width)
-                    text.setTextOrigin(x, baseline)
-                    text.textOut(value)
-                    text.setHorizScale(100)
+            left = self._lefts[i] + _PAD
+            for n, value in enumerate(lines):
+                if not value:
                     continue
-                x += room - width
-            elif width > room:
-                value = self._clip(value, font, size, room)
-            text.setTextOrigin(x, baseline)
-            text.textOut(value)
+                y = baseline - n * _WRAP_LEADING
+                if self._numeric[i] and not header:
+                    # Right-aligned on the decimal point: the integer part ends where
+                    # the column's widest fraction (or suffix) begins.
+                    head, point = split_at_point(value)
+                    head_width = chain.width(head, size)
+                    tail_width = chain.width(point, size) if point else 0.0
+                    width = head_width + tail_width
+                    tail = max(self._tails[i], tail_width)
+                    if head_width + tail <= room:
+                        _put(text, left + room - tail - head_width, y, value, chain, size)
+                        continue
+                else:
+                    width = chain.width(value, size)
+                if self._numeric[i]:
+                    if width > room:
+                        # A cut number would read as another number: squeeze it instead.
+                        text.setHorizScale(100 * room / width)
+                        _put(text, left, y, value, chain, size)
+                        text.setHorizScale(100)
+                        continue
+                    _put(text, left + room - width, y, value, chain, size)  # the header
+                    continue
+                if width > room:
+                    value = self._clip(value, chain, size, room)
+                _put(text, left, y, value, chain, size)
+        self._require_canvas().drawText(text)
+
+    def _line(
+        self, x: float, y: float, value: str, chain: FontChain, size: float = _SMALL_SIZE
+    ) -> None:
+        text = self._require_canvas().beginText()
+        text.setFont(chain.primary, size)
+        _put(text, x, y, value, chain, size)
         self._require_canvas().drawText(text)
 
     @staticmethod
-    def _clip(value: str, font: str, size: float, room: float) -> str:
+    def _clip(value: str, chain: FontChain, size: float, room: float) -> str:
         """The longest prefix of ``value`` that fits ``room`` with an ellipsis."""
-        if pdfmetrics.stringWidth(value, font, size) <= room:
+        if chain.width(value, size) <= room:
             return value
         # No glyph of the font is narrower than ~0.2 em: search only what could fit.
         lo, hi = 0, min(len(value), int(room / (size * 0.2)) + 1)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if pdfmetrics.stringWidth(value[:mid] + _ELLIPSIS, font, size) <= room:
+            if chain.width(value[:mid] + _ELLIPSIS, size) <= room:
                 lo = mid
             else:
                 hi = mid - 1
         return value[:lo].rstrip() + _ELLIPSIS
+
+
+def _put(text: Any, x: float, y: float, value: str, chain: FontChain, size: float) -> None:
+    """Draw ``value`` at (x, y) in a text object, run by run where fonts change."""
+    text.setTextOrigin(x, y)
+    if chain.simple(value):
+        if text._fontname != chain.primary:
+            text.setFont(chain.primary, size)
+        text.textOut(value)
+        return
+    for run in chain.runs(value, size):
+        if text._fontname != run.font:
+            text.setFont(run.font, size)
+        text.textOut(run.text)
+    if text._fontname != chain.primary:
+        text.setFont(chain.primary, size)
+
+
+def _wrap(text: str, width: Any, room: float) -> list[str]:
+    """Greedy word wrap; a word wider than the room is broken where it must be."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if width(candidate) <= room:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while width(word) > room and len(word) > 1:
+            cut = 1
+            while cut < len(word) and width(word[: cut + 1]) <= room:
+                cut += 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    if line:
+        lines.append(line)
+    return lines or [text]

@@ -10,6 +10,8 @@ What the sheet guarantees:
 - a bold, frozen header row with an autofilter, repeated on every sheet;
 - native types: numbers, dates, datetimes, times and booleans with number
   formats; aware datetimes converted to the report's timezone and written naive;
+- a column's ``format`` from ``export.columns`` is a real number format of the
+  workbook (the cell stays a number Excel can sum), its ``label`` the header;
 - text as inline strings, which Excel never evaluates, so database text can't
   become a formula or a hyperlink; XML-illegal control characters are dropped and
   text over Excel's 32,767-character cell limit is cut with a marker;
@@ -46,7 +48,7 @@ _EXACT_INT = 10**15  # Excel keeps 15 significant digits; larger ids stay exact 
 _EXCEL_EPOCH = dt.date(1899, 12, 30).toordinal()
 _FIRST_SERIAL_DATE = dt.date(1900, 3, 1)  # before it Excel's 1900 leap-year bug shifts days
 
-# Styles (cellXfs indexes in _STYLES).
+# Styles (cellXfs indexes in styles.xml; task formats follow from _FIRST_TASK_XF).
 _S_HEADER, _S_DATE, _S_DATETIME, _S_TIME = 1, 2, 3, 4
 
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
@@ -59,13 +61,32 @@ _NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _NS_PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
 _XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
-_STYLES = (
-    _XML_DECL + f'<styleSheet xmlns="{_NS}">'
-    '<numFmts count="3">'
-    '<numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>'
-    '<numFmt numFmtId="165" formatCode="yyyy-mm-dd hh:mm:ss"/>'
-    '<numFmt numFmtId="166" formatCode="hh:mm:ss"/>'
-    "</numFmts>"
+_BUILTIN_FORMATS = ("yyyy-mm-dd", "yyyy-mm-dd hh:mm:ss", "hh:mm:ss")  # numFmtId 164, 165, 166
+_FIRST_TASK_FORMAT = 167  # numFmtIds of the task's own formats
+_FIRST_TASK_XF = 5  # cellXfs index of the first task format
+
+
+def _styles_xml(codes: Sequence[str]) -> str:
+    """styles.xml: the fixed styles, then one number format and cell style per task code."""
+    formats = "".join(
+        f'<numFmt numFmtId="{164 + i}" formatCode="{_xml_attr(code)}"/>'
+        for i, code in enumerate([*_BUILTIN_FORMATS, *codes])
+    )
+    xfs = "".join(
+        f'<xf numFmtId="{_FIRST_TASK_FORMAT + i}" fontId="0" fillId="0" borderId="0" xfId="0"'
+        ' applyNumberFormat="1"/>'
+        for i in range(len(codes))
+    )
+    return (
+        _STYLES_HEAD
+        + f'<numFmts count="{len(_BUILTIN_FORMATS) + len(codes)}">{formats}</numFmts>'
+        + _STYLES_BODY.replace('<cellXfs count="5">', f'<cellXfs count="{5 + len(codes)}">')
+        .replace("</cellXfs>", xfs + "</cellXfs>")
+    )
+
+
+_STYLES_HEAD = _XML_DECL + f'<styleSheet xmlns="{_NS}">'
+_STYLES_BODY = (
     '<fonts count="2">'
     '<font><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
     '<font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
@@ -200,6 +221,32 @@ def _column_cells(
     return [_any_cell(f"{L}{n}", v, tz) for n, v in pairs]
 
 
+def _styled_cells(
+    letter: str, rownums: list[str], column: Sequence[Any], style: int, tz: dt.tzinfo
+) -> list[str]:
+    """Cells of a column with a task format: numbers, dates and times take its style."""
+    cells = []
+    for n, v in zip(rownums, column, strict=True):
+        ref = f"{letter}{n}"
+        if isinstance(v, dt.datetime) and v.tzinfo is not None:
+            v = v.astimezone(tz).replace(tzinfo=None)
+        if isinstance(v, bool) or v is None:
+            cells.append(_any_cell(ref, v, tz))
+        elif (
+            (isinstance(v, int) and -_EXACT_INT < v < _EXACT_INT)
+            or (isinstance(v, float) and math.isfinite(v))
+            or (isinstance(v, Decimal) and _exact_decimal(v))
+        ):
+            cells.append(f'<c r="{ref}" s="{style}"><v>{v}</v></c>')
+        elif isinstance(v, dt.datetime) and v.date() >= _FIRST_SERIAL_DATE:
+            cells.append(f'<c r="{ref}" s="{style}"><v>{_serial_datetime(v)}</v></c>')
+        elif isinstance(v, dt.date) and v >= _FIRST_SERIAL_DATE:
+            cells.append(f'<c r="{ref}" s="{style}"><v>{v.toordinal() - _EXCEL_EPOCH}</v></c>')
+        else:
+            cells.append(_any_cell(ref, v, tz))
+    return cells
+
+
 def _text_cells(letter: str, rownums: list[str], column: Sequence[str | None]) -> list[str]:
     """Cells of a text column, escaped and cleaned in bulk.
 
@@ -319,7 +366,17 @@ class XlsxWriter:
         max_data_rows: int = MAX_DATA_ROWS,
     ) -> None:
         self._sampler = Sampler(len(columns), _SAMPLE_ROWS)
-        self._columns = list(columns)
+        self._columns = options.labels(columns)
+        formats = [s.format for s in options.styles(columns)]
+        self._codes = list(
+            dict.fromkeys(f.code for f in formats if f and f.code.lower() != "general")
+        )
+        self._formats = formats
+        # Per column: the cellXfs index of its task format, or None for the fast paths.
+        self._xf = [
+            _FIRST_TASK_XF + self._codes.index(f.code) if f and f.code in self._codes else None
+            for f in formats
+        ]
         self._letters = [column_letter(i) for i in range(len(columns))]
         self._options = options
         self._max_data_rows = max_data_rows
@@ -370,7 +427,10 @@ class XlsxWriter:
         widths = [len(c) * 1.1 + 3 for c in self._columns]  # bold text and the filter button
         for row in sample:
             for i, value in enumerate(row):
-                widths[i] = max(widths[i], _display_width(value) + 1.5)
+                fmt = self._formats[i]
+                shown = fmt.render(value) if fmt else None
+                width = len(shown) if shown is not None else _display_width(value)
+                widths[i] = max(widths[i], width + 1.5)
         self._widths = [min(max(w, 6.0), 60.0) for w in widths]
 
     def _emit(self, text: str) -> None:
@@ -410,7 +470,11 @@ class XlsxWriter:
         tz = self._options.tz
         cells = [
             _column_cells(letter, rownums, column, tz)
-            for letter, column in zip(self._letters, zip(*rows, strict=True), strict=True)
+            if xf is None
+            else _styled_cells(letter, rownums, column, xf, tz)
+            for letter, column, xf in zip(
+                self._letters, zip(*rows, strict=True), self._xf, strict=True
+            )
         ]
         self._emit(
             "".join(
@@ -494,7 +558,7 @@ class XlsxWriter:
                 for i, (name, ref) in enumerate(sheets)
             )
             + "</definedNames></workbook>",
-            "xl/styles.xml": _STYLES,
+            "xl/styles.xml": _styles_xml(self._codes),
         }
         for name, text in parts.items():
             self._sink.open_entry(name)

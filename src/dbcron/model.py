@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from dbcron import cron, durations
+from dbcron import cron, durations, sources
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 KINDS = ("report", "sql", "alert", "call")
@@ -31,7 +31,6 @@ FORMATS = ("xlsx", "pdf", "csv")
 CONDITION = re.compile(
     r"^\s*(?P<column>[A-Za-z_]\w*)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>[^<>=!\s].*?)\s*$"
 )
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Duration = Annotated[
     timedelta,
@@ -187,7 +186,11 @@ class Task(_Strict):
     enabled: bool = True
     schedule: Schedule
     policy: Policy = Policy()
-    source: str | None = Field(None, description="SQLAlchemy URL, usually ${VAR}")
+    source: str | None = Field(
+        None,
+        description="a named source (sales = $DBCRON_SOURCE_SALES) or a SQLAlchemy URL "
+        "without a password, whose ${VAR} references the operator allowed",
+    )
     query: str | None = None
     statements: list[str] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -209,6 +212,13 @@ class Task(_Strict):
                 f"bad condition {value!r}: use 'rows' (any row returned) or "
                 "'column op value' with op one of < <= > >= == !=, e.g. 'waste_kg > 50'"
             )
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        if value is not None and sources.literal_password(value):
+            raise ValueError(sources.literal_password_message())
         return value
 
     @field_validator("statements")
@@ -237,8 +247,8 @@ class Task(_Strict):
         return self.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
 
     def env_refs(self) -> list[str]:
-        """Environment variables this task reads at run time (`${VAR}` in source)."""
-        return ENV_REF.findall(self.source or "")
+        """Environment variables this task reads at run time (its source's)."""
+        return sources.variables(self.source) if self.source else []
 
 
 def json_schema() -> dict[str, Any]:

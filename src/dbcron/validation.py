@@ -106,6 +106,21 @@ def _kind(value: Any) -> str:
 
 
 def missing_env(task: Task, environ: Mapping[str, str] | None = None) -> list[str]:
-    """`${VAR}` references not set now: a warning at validation, an error at run time."""
+    """Source variables not set now: a warning at validation, an error at run time."""
     environ = os.environ if environ is None else environ
     return [var for var in task.env_refs() if var not in environ]
+
+
+def refused_sources(
+    items: list[tuple[str, Any]], tasks: list[Task], allowlist: tuple[str, ...]
+) -> list[str]:
+    """Sources reading variables the operator did not allow, one line per problem,
+    naming where each task came from (``items`` and ``tasks`` in the same order)."""
+    from dbcron.sources import problems
+
+    return [
+        f"{origin}: task '{task.name}': source: {problem}"
+        for (origin, _), task in zip(items, tasks, strict=True)
+        if task.source
+        for problem in problems(task.source, allowlist)
+    ]

@@ -24,7 +24,7 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
     """Create or update the tasks declared in YAML files or directories."""
     from dbcron.services import tasks
 
-    checked = tasks.check_paths(paths)
+    checked = tasks.check_paths(paths, app.settings.source_allowlist)
     _print_warnings(checked.warnings)
     if prune:
         doomed = tasks.prune_candidates(app.store, checked.names)
@@ -45,11 +45,13 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-def validate(paths: tuple[str, ...]) -> None:
+@pass_app
+def validate(app: App, paths: tuple[str, ...]) -> None:
     """Check task files without touching the store."""
     from dbcron.services import tasks
 
-    checked = tasks.check_paths(paths)
+    # The settings (and .env) say which source variables tasks may read.
+    checked = tasks.check_paths(paths, app.settings.source_allowlist)
     _print_warnings(checked.warnings)
     click.echo(f"{len(checked.definitions)} task(s) valid: {', '.join(checked.names)}")
 
@@ -58,7 +60,8 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
     # (flag, question, kinds it applies to; empty: every kind, never required)
     ("name", "Task name (a-z, 0-9, - and _)", {"report", "sql", "alert", "call"}),
     ("description", "Description", set()),
-    ("source", "Database URL or ${VAR} reference", {"report", "sql", "alert"}),
+    ("source", "Source name (e.g. sales for DBCRON_SOURCE_SALES) or URL without password",
+     {"report", "sql", "alert"}),
     ("query", "Query (SQL)", {"report", "alert"}),
     ("statement", "SQL statement", {"sql"}),
     ("condition", "Condition ('rows' or 'column op value')", {"alert"}),
@@ -77,7 +80,8 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
 @click.option("--every", help="Interval, e.g. 30m.")
 @click.option("--at", "at_", metavar="ISO", help="One-off time, e.g. 2026-12-01T09:00.")
 @click.option("--timezone", help="IANA zone of the schedule (default DBCRON_TIMEZONE).")
-@click.option("--source", help="Database URL, best as ${VAR} from the environment.")
+@click.option("--source", help="A named source (sales reads DBCRON_SOURCE_SALES) or a URL "
+              "without a password.")
 @click.option("--query", help="SQL query (report, alert).")
 @click.option("--statement", multiple=True, help="SQL statement (sql task); repeatable.")
 @click.option("--condition", help="Alert condition: 'rows' or 'column op value'.")
@@ -93,7 +97,7 @@ def add(app: App, /, from_file: str | None, **flags: Any) -> None:
     from dbcron.services import tasks
 
     if from_file:
-        checked = tasks.check_paths([from_file])
+        checked = tasks.check_paths([from_file], app.settings.source_allowlist)
         exists = set(checked.names) & set(app.store.tasks.names())
         if exists:
             raise click.ClickException(
@@ -102,7 +106,7 @@ def add(app: App, /, from_file: str | None, **flags: Any) -> None:
         tasks.apply(app.store, checked, app.now())
     else:
         data = _gather(flags, interactive=sys.stdin.isatty())
-        checked = tasks.add(app.store, data, "add", app.now())
+        checked = tasks.add(app.store, data, "add", app.now(), app.settings.source_allowlist)
     _print_warnings(checked.warnings)
     click.echo(f"added {', '.join(checked.names)}")
     app.changed()
@@ -180,7 +184,9 @@ def edit(app: App, name: str) -> None:
         raise click.ClickException(
             f"edited task '{name}': invalid YAML, nothing saved: {exc}"
         ) from None
-    result = tasks.replace(app.existing_store, name, data, app.now())
+    result = tasks.replace(
+        app.existing_store, name, data, app.now(), app.settings.source_allowlist
+    )
     if result.changed:
         click.echo(f"updated {name}")
         app.changed()

@@ -1,7 +1,8 @@
 """Run a task's SQL against its source: streamed reads, guarded writes.
 
-- The source URL is expanded (``${VAR}`` from the environment) at run time,
-  so secrets never enter the store; every message is password-masked.
+- The source URL is resolved at run time from what the operator configured
+  (``dbcron.sources``), so secrets never enter the store; every message is
+  password-masked.
 - Parameters are rendered by the templating sandbox and *bound*, never pasted.
 - ``report``/``alert`` queries run read-only where the database enforces it
   (PostgreSQL and MariaDB read-only transactions, SQLite ``query_only``).
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 BATCH_ROWS = 5000
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # How each database words "you may not write here" and "your time is up".
 _READ_ONLY = re.compile(r"read[- ]?only", re.IGNORECASE)
 _TIMED_OUT = re.compile(
@@ -54,17 +54,14 @@ class QueryStream:
 
 
 def expand_source(source: str, environ: Mapping[str, str] | None = None) -> str:
-    """``${VAR}`` -> its value; a missing variable is a non-retryable JobError naming it."""
-    env = os.environ if environ is None else environ
-    missing = [name for name in _ENV_REF.findall(source) if name not in env]
-    if missing:
-        names = ", ".join(dict.fromkeys(missing))
-        raise JobError(
-            f"the source needs the environment variable {names}, which is not set "
-            "(set it in the daemon's environment or .env)",
-            retryable=False,
-        )
-    return _ENV_REF.sub(lambda m: env[m.group(1)], source)
+    """The task's source as a URL (see dbcron.sources); a refused or missing variable
+    is a non-retryable JobError saying what to set."""
+    from dbcron.sources import SourceError, resolve
+
+    try:
+        return resolve(source, os.environ if environ is None else environ)
+    except SourceError as exc:
+        raise JobError(str(exc), retryable=False) from None
 
 
 def engine_for(url: str) -> Engine:

@@ -1,0 +1,189 @@
+"""Trust boundaries (issue 10): a task reaches only what the operator gave it.
+
+Each test here reproduces a finding of the security review; docs/security.md
+maps threats to these test names.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Cli, write_task
+from dbcron.jobs import JobError
+from dbcron.jobs.query import dispose_engines, stream_query
+from dbcron.settings import load_settings
+from dbcron.store import open_store
+
+SMTP_PASSWORD = "Smtp-Pa55-word"
+
+
+def read(task: dict[str, Any]) -> list[Any]:
+    with stream_query(task, {}, 10) as stream:
+        rows = [row for batch in stream.batches for row in batch]
+    dispose_engines()
+    return rows
+
+
+def sqlite_db(tmp_path: Path) -> str:
+    import sqlite3
+
+    path = tmp_path / "sales.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS sales (amount INTEGER)")
+        conn.execute("INSERT INTO sales VALUES (42)")
+    return f"sqlite:///{path}"
+
+
+def report_file(directory: Path, source: str, name: str = "rep") -> Path:
+    return write_task(directory, name, kind="report", call=None, source=source,
+                      query="SELECT 1")
+
+
+def without_call(path: Path) -> Path:
+    path.write_text(path.read_text().replace("call: null\n", ""))
+    return path
+
+
+# --- 1. sources: only what the operator configured ---------------------------------
+
+
+def test_a_run_cannot_read_the_smtp_password_through_a_sqlite_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DBCRON_SMTP_PASSWORD", SMTP_PASSWORD)
+    with pytest.raises(JobError) as caught:
+        read({"source": "sqlite:////nonexistent/${DBCRON_SMTP_PASSWORD}.db",
+              "query": "SELECT 1"})
+    assert SMTP_PASSWORD not in str(caught.value)
+    assert str(caught.value) == (
+        "${DBCRON_SMTP_PASSWORD} is one of dbcron's own settings, which tasks may not read; "
+        "define the source as DBCRON_SOURCE_<NAME>=<url> and write the name"
+    )
+    assert caught.value.retryable is False
+
+
+def test_a_run_cannot_mail_the_smtp_password_as_application_name(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The review's reproducer: the password came back as a query result.
+    monkeypatch.setenv("DBCRON_SMTP_PASSWORD", SMTP_PASSWORD)
+    monkeypatch.setenv("HOME", "/root")
+    for var in ("DBCRON_SMTP_PASSWORD", "HOME"):
+        with pytest.raises(JobError, match=r"may not read|not an allowed source variable"):
+            read({"source": pg_url + "?application_name=${" + var + "}",
+                  "query": "SELECT current_setting('application_name')"})
+
+
+def test_a_named_source_reads_its_dbcron_source_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBCRON_SOURCE_SALES", sqlite_db(tmp_path))
+    assert read({"source": "sales", "query": "SELECT amount FROM sales"}) == [(42,)]
+
+
+def test_an_allowlisted_variable_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEGACY_SALES_URL", sqlite_db(tmp_path))
+    task = {"source": "${LEGACY_SALES_URL}", "query": "SELECT amount FROM sales"}
+    with pytest.raises(JobError, match="DBCRON_ALLOWED_SOURCE_VARS=LEGACY_SALES_URL"):
+        read(task)
+    monkeypatch.setenv("DBCRON_ALLOWED_SOURCE_VARS", "LEGACY_*")
+    assert read(task) == [(42,)]
+
+
+def test_validate_refuses_a_variable_the_operator_did_not_allow(
+    run_cli: Cli, tmp_path: Path
+) -> None:
+    path = without_call(report_file(tmp_path / "t", "${SALES_DB_URL}"))
+    result = run_cli("validate", str(path))
+    assert (result.exit_code, result.stderr) == (1, (
+        f"Error: {path}: task 'rep': source: ${{SALES_DB_URL}} is not an allowed source "
+        "variable; the operator can move the URL to DBCRON_SOURCE_SALES and the task says "
+        "'source: sales', or allow the variable with DBCRON_ALLOWED_SOURCE_VARS=SALES_DB_URL "
+        "in the daemon's environment\n"
+    ))
+    Path(".env").write_text("DBCRON_ALLOWED_SOURCE_VARS=SALES_DB_URL\nSALES_DB_URL=sqlite://\n")
+    result = run_cli("validate", str(path))
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "1 task(s) valid: rep\n", "")
+
+
+def test_apply_refuses_dbcron_settings_and_keeps_the_store(
+    run_cli: Cli, tmp_path: Path, state_dir: Path
+) -> None:
+    path = without_call(report_file(tmp_path / "t", "sqlite:///x.db?p=${DBCRON_SMTP_PASSWORD}"))
+    result = run_cli("apply", str(path), DBCRON_ALLOWED_SOURCE_VARS="X")
+    assert (result.exit_code, result.stderr) == (1, (
+        f"Error: {path}: task 'rep': source: ${{DBCRON_SMTP_PASSWORD}} is one of dbcron's own "
+        "settings, which tasks may not read; define the source as DBCRON_SOURCE_<NAME>=<url> "
+        "and write the name\n"
+    ))
+    assert not (state_dir / "dbcron.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("*", "'*' is not a variable name or a prefix ending in '*'"),
+        ("SALES URL", "'SALES URL' is not a variable name or a prefix ending in '*'"),
+        ("DBCRON_SMTP_*", "'DBCRON_SMTP_*' would let tasks read dbcron's own settings"),
+    ],
+)
+def test_the_allowlist_setting_is_validated(value: str, message: str) -> None:
+    from dbcron.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=re.escape(f"DBCRON_ALLOWED_SOURCE_VARS: {message}")):
+        load_settings({"DBCRON_ALLOWED_SOURCE_VARS": value}, cwd=Path("/nonexistent"))
+
+
+def test_named_sources_are_not_unknown_settings() -> None:
+    settings = load_settings(
+        {"DBCRON_SOURCE_SALES": "sqlite://", "DBCRON_ALLOWED_SOURCE_VARS": "A_URL, B_*"},
+        cwd=Path("/nonexistent"),
+    )
+    assert settings.source_allowlist == ("A_URL", "B_*")
+
+
+# --- 3. literal passwords never enter the store -------------------------------------------
+
+LITERAL = "postgresql://bob:hunter2@db.example/sales"
+MOVE_IT = (
+    "the URL holds a password, which would be stored in clear; put the URL in the daemon's "
+    "environment (.env or /etc/dbcron/dbcron.env) as DBCRON_SOURCE_<NAME>=<url> and write "
+    "'source: <name>' (lower case), e.g. DBCRON_SOURCE_SALES and 'source: sales'"
+)
+
+
+def test_add_refuses_a_literal_password(run_cli: Cli, state_dir: Path) -> None:
+    result = run_cli("add", "--name", "rep", "--kind", "report", "--cron", "0 9 * * *",
+                     "--source", LITERAL, "--query", "SELECT 1")
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: add: task 'rep': source: {MOVE_IT}\n"
+    )
+    assert "hunter2" not in result.output
+    store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+    assert store.tasks.names() == []
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [LITERAL, "mssql+pyodbc:///?odbc_connect=DSN%3Dx&password=hunter2",
+     "postgresql://db.example/sales?user=bob&password=hunter2",
+     "postgresql://bob:${PW}x@db.example/sales"],
+)
+def test_yaml_with_a_literal_password_is_refused(run_cli: Cli, tmp_path: Path,
+                                                 source: str) -> None:
+    path = without_call(report_file(tmp_path / "t", source))
+    result = run_cli("apply", str(path), DBCRON_ALLOWED_SOURCE_VARS="PW")
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: {path}: task 'rep': source: {MOVE_IT}\n"
+    )
+
+
+def test_a_password_from_an_allowed_variable_is_fine(run_cli: Cli, tmp_path: Path) -> None:
+    path = without_call(report_file(tmp_path / "t", "postgresql://bob:${PW}@db.example/sales"))
+    result = run_cli("validate", str(path), DBCRON_ALLOWED_SOURCE_VARS="PW", PW="x")
+    assert (result.exit_code, result.stdout) == (0, "1 task(s) valid: rep\n")

@@ -187,3 +187,85 @@ def test_a_password_from_an_allowed_variable_is_fine(run_cli: Cli, tmp_path: Pat
     path = without_call(report_file(tmp_path / "t", "postgresql://bob:${PW}@db.example/sales"))
     result = run_cli("validate", str(path), DBCRON_ALLOWED_SOURCE_VARS="PW", PW="x")
     assert (result.exit_code, result.stdout) == (0, "1 task(s) valid: rep\n")
+
+
+# --- 2. masking by structure, at every exit ------------------------------------------------
+
+DICT_PW = "Hunter2-dict"
+URL_PW = "Hunter2-url"
+
+
+def test_an_unescaped_password_is_not_quoted_by_the_url_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DBCRON_SOURCE_RAW", "postgresql+psycopg://u:RawPw@ss:w0rd@127.0.0.1/db")
+    with pytest.raises(JobError) as caught:
+        read({"source": "raw", "query": "SELECT 1"})
+    assert "w0rd" not in str(caught.value) and "RawPw" not in str(caught.value)
+    assert str(caught.value) == (
+        "cannot parse the source URL postgresql+psycopg://u:***@127.0.0.1/db: characters such "
+        "as @ : / # in the user or password must be URL-encoded (%40 %3A %2F %23)"
+    )
+
+
+def test_a_common_word_password_does_not_garble_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from smtp_server import free_port
+
+    url = f"postgresql+psycopg://app:postgres@127.0.0.1:{free_port()}/sales"
+    monkeypatch.setenv("DBCRON_SOURCE_WORD", url)
+    with pytest.raises(JobError) as caught:
+        read({"source": "word", "query": "SELECT 1"})
+    assert "postgres@" not in str(caught.value) and ":postgres" not in str(caught.value)
+    assert str(caught.value).startswith("query failed on postgresql 127.0.0.1:")
+
+
+def test_the_smtp_auth_blob_a_server_echoes_is_masked(run_cli: Cli) -> None:
+    import base64
+
+    from smtp_server import SmtpTestServer
+
+    password = "Wr0ng-Smtp-Pass"
+    blob = base64.b64encode(f"\0reporter\0{password}".encode()).decode()
+    with SmtpTestServer(auth=("reporter", "right"), echo_auth=True) as server:
+        result = run_cli("test-email", "boss@example.com", DBCRON_SMTP_HOST=server.host,
+                         DBCRON_SMTP_PORT=str(server.port), DBCRON_SMTP_USER="reporter",
+                         DBCRON_SMTP_PASSWORD=password)
+    assert result.exit_code == 1
+    assert "535 5.7.8 Authentication credentials invalid: ***" in result.stderr
+    assert blob not in result.output and password not in result.output
+
+
+def test_every_output_masks_what_a_call_task_leaks(
+    run_cli: Cli, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    # The run's worker process is spawned with this sys.path: it imports tests.jobs.
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent))
+    monkeypatch.setenv("DBCRON_SOURCE_LEAKY", f"postgresql://app:{URL_PW}@db.example/app")
+    monkeypatch.setenv("LEAK_DICT_PASSWORD", DICT_PW)
+    directory = tmp_path / "t"
+    write_task(directory, "leaky", call="tests.jobs:leak", args=["DBCRON_SOURCE_LEAKY"])
+    write_task(directory, "failing", call="tests.jobs:fail_with_config",
+               args=["LEAK_DICT_PASSWORD"], notify={"on_failure": ["ops@example.com"]})
+    assert run_cli("apply", str(directory)).exit_code == 0
+    outputs = [run_cli("run", "leaky", "--local"), run_cli("run", "failing", "--local"),
+               run_cli("run", "failing", "--local", "--json")]
+    assert [r.exit_code for r in outputs] == [0, 1, 1]
+    assert "bad config {'host': 'db', 'password': '***'}" in outputs[1].stderr
+    outputs += [run_cli("history"), run_cli("history", "--json"), run_cli("show", "leaky"),
+                run_cli("show", "leaky", "--json"), run_cli("show", "failing", "--json")]
+    history = json.loads(outputs[4].stdout)
+    assert {r["task"] for r in history} == {"leaky", "failing"}
+    leaky = next(r for r in history if r["task"] == "leaky")
+    assert leaky.get("result", {"settings": {"password": "***"}})["settings"] == {
+        "password": "***"
+    }
+    texts = [r.output for r in outputs]
+    texts += [p.read_text(errors="replace") for p in (state_dir / "outbox").glob("*.eml")]
+    assert len(texts) == 8 + 2  # one failure mail per failed run
+    texts.append((state_dir / "dbcron.db").read_bytes().decode("latin-1"))
+    for text in texts:
+        assert URL_PW not in text and DICT_PW not in text and "Hunter2-ret" not in text

@@ -133,6 +133,11 @@ def load_settings(
         values["smtp_port"] = 465
     settings = Settings(**values, sources=sources)
     _check(settings)
+    from dbcron.secrets import remember_login, remember_url
+
+    # From here on, these exact values are masked wherever they are quoted back.
+    remember_login(settings.smtp_user, settings.smtp_password)
+    remember_url(settings.store)
     return settings
 
 

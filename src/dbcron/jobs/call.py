@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from dbcron.jobs import JobError, JobRequest, JobResult
+from dbcron.secrets import mask_value
 
 
 def resolve(path: str) -> Any:
@@ -33,4 +34,5 @@ def run_call(request: JobRequest) -> JobResult:
     except (TypeError, ValueError):
         # The run still succeeded; only its return value cannot be stored as JSON.
         value = repr(value)
-    return JobResult("succeeded", result=value, summary="called " + task["call"])
+    # The value is stored and shown by history: it may hold a URL or a password.
+    return JobResult("succeeded", result=mask_value(value), summary="called " + task["call"])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dbcron.jobs import JobError
-from dbcron.secrets import mask_secrets
+from dbcron.secrets import mask_secrets, remember, remember_url
 from dbcron.templating import render_params
 
 if TYPE_CHECKING:
@@ -59,9 +59,11 @@ def expand_source(source: str, environ: Mapping[str, str] | None = None) -> str:
     from dbcron.sources import SourceError, resolve
 
     try:
-        return resolve(source, os.environ if environ is None else environ)
+        url = resolve(source, os.environ if environ is None else environ)
     except SourceError as exc:
         raise JobError(str(exc), retryable=False) from None
+    remember_url(url)
+    return url
 
 
 def engine_for(url: str) -> Engine:
@@ -82,10 +84,21 @@ def _create_engine(url: str) -> Engine:
         # pre_ping: a pooled connection the server closed overnight is replaced
         # instead of failing the morning's report.
         return create_engine(url, pool_pre_ping=True)
+    except ValueError:
+        raise JobError(unparsable(url), retryable=False) from None
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise JobError(
             mask_secrets(f"cannot use the source {url}: {exc}"), retryable=False
         ) from None
+
+
+def unparsable(url: str) -> str:
+    """The URL parser's own message quotes a piece of the URL (part of a password
+    holding an unescaped "@" or ":"), which no mask can recognise: say what to fix."""
+    return mask_secrets(
+        f"cannot parse the source URL {url}: characters such as @ : / # in the user "
+        "or password must be URL-encoded (%40 %3A %2F %23)"
+    )
 
 
 def dispose_engines() -> None:
@@ -392,13 +405,12 @@ def describe_error(what: str, exc: Exception, url: str) -> str:
 
 
 def hide_password(text: str, url: str) -> str:
-    """Mask URL passwords and, in case a driver quoted it bare, the source's password itself."""
+    """Mask URL passwords and, where a driver quoted it bare, the source's password itself."""
     from sqlalchemy.engine import make_url
 
+    remember_url(url)
     with contextlib.suppress(Exception):
-        password = make_url(url).password
-        if password:
-            text = text.replace(str(password), "***")
+        remember(str(make_url(url).password or ""))
     return mask_secrets(text)
 
 

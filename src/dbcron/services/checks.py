@@ -108,7 +108,7 @@ def check_source(target: str | Mapping[str, Any], settings: Settings) -> str:
     from sqlalchemy.exc import SQLAlchemyError
 
     from dbcron.jobs import JobError
-    from dbcron.jobs.query import describe_error, expand_source, hide_password
+    from dbcron.jobs.query import describe_error, expand_source, hide_password, unparsable
 
     if isinstance(target, Mapping):
         if not target.get("source"):
@@ -124,6 +124,8 @@ def check_source(target: str | Mapping[str, Any], settings: Settings) -> str:
         raise CheckFailed(str(exc)) from None
     except CheckFailed:
         raise
+    except ValueError:
+        raise CheckFailed(unparsable(url)) from None
     except Exception as exc:  # a bad URL or a driver that is not installed
         raise CheckFailed(hide_password(f"cannot use the source {url}: {exc}", url)) from None
     shown = hide_password(engine.url.render_as_string(hide_password=True), url)

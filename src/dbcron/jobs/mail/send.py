@@ -26,6 +26,7 @@ from typing import Literal, Protocol
 
 from dbcron.jobs.mail.body import render_default_body
 from dbcron.jobs.mail.message import atomic_file, build_message, make_message_id, parse_address
+from dbcron.secrets import mask_secrets, remember_login
 
 __all__ = [
     "MailError",
@@ -91,6 +92,7 @@ class SmtpMailer:
 
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
+        remember_login(config.user, config.password)
 
     def send(self, msg: EmailMessage) -> None:
         cfg = self._config
@@ -121,11 +123,9 @@ class SmtpMailer:
         return smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
 
     def _describe(self, reason: str) -> str:
-        text = f"SMTP {self._config.host}:{self._config.port}: {reason}"
-        # Servers echo what they were sent; never let a password reach a run's error.
-        if self._config.password:
-            text = text.replace(self._config.password, "***")
-        return text
+        # Servers echo what they were sent (the password, or the AUTH PLAIN blob);
+        # never let it reach a run's error.
+        return mask_secrets(f"SMTP {self._config.host}:{self._config.port}: {reason}")
 
 
 def _quit_quietly(smtp: smtplib.SMTP) -> None:

@@ -269,3 +269,99 @@ def test_every_output_masks_what_a_call_task_leaks(
     texts.append((state_dir / "dbcron.db").read_bytes().decode("latin-1"))
     for text in texts:
         assert URL_PW not in text and DICT_PW not in text and "Hunter2-ret" not in text
+
+
+# --- 6. bad input that hurts ------------------------------------------------------------------
+
+
+def call_file(directory: Path, text: str, name: str = "t") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.yaml"
+    path.write_text(f"name: {name}\nkind: call\ncall: tests.jobs:succeed\n" + text)
+    return path
+
+
+def test_a_yaml_alias_bomb_is_refused(run_cli: Cli, tmp_path: Path) -> None:
+    # 8**6 = 262,144 values from 300 bytes (the review's 612 bytes made billions).
+    levels = ["  a: &a [x, x, x, x, x, x, x, x]"] + [
+        f"  {n}: &{n} [{', '.join(['*' + p] * 8)}]" for p, n in zip("abcde", "bcdef", strict=True)
+    ]
+    path = call_file(tmp_path / "t", "schedule: {every: 1h}\nkwargs:\n" + "\n".join(levels) + "\n")
+    result = run_cli("validate", str(path))
+    assert (result.exit_code, result.stderr) == (1, (
+        f"Error: {path}: invalid YAML: aliases (*name) expand to more than 100,000 extra "
+        "values; write the values out or use fewer nested aliases\n"
+    ))
+
+
+def test_a_duplicate_key_is_refused_naming_its_lines(run_cli: Cli, tmp_path: Path) -> None:
+    path = call_file(tmp_path / "t", "schedule: {every: 1h}\nkind: sql\n")
+    result = run_cli("validate", str(path))
+    assert (result.exit_code, result.stderr) == (1, (
+        f"Error: {path}: line 5, column 1: invalid YAML: duplicate key 'kind' (first on "
+        "line 2); a key may appear once in a mapping\n"
+    ))
+
+
+@pytest.mark.parametrize(
+    "template",
+    ['{{ "x" * 2000000 }}',
+     "{% for i in range(2000) %}{% for j in range(1000) %}x{% endfor %}{% endfor %}"],
+)
+def test_template_output_is_capped(template: str) -> None:
+    from dbcron.templating import render
+
+    with pytest.raises(JobError, match=r"exceed"):
+        render(template, {}, "subject")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ("{every: 99999999999999999999d}", "schedule.every: bad duration "
+         "'99999999999999999999d': at most 36500d (100 years)"),
+        ("{every: 1h}\npolicy: {timeout: 1.0e+300}", "policy.timeout: bad duration 1e+300: at "
+         "most 36500d (100 years)"),
+        ("{at: 1900-01-01T09:00}", "schedule.at: 1900-01-01 is before 2000: the task would "
+         "never run; give the date and time it should run, e.g. 2026-12-01T09:00"),
+    ],
+)
+def test_impossible_times_are_refused_clearly(
+    run_cli: Cli, tmp_path: Path, schedule: str, message: str
+) -> None:
+    path = call_file(tmp_path / "t", f"schedule: {schedule}\n")
+    result = run_cli("validate", str(path))
+    assert (result.exit_code, result.stderr) == (1, f"Error: {path}: task 't': {message}\n")
+
+
+def test_an_encoded_word_address_is_refused_at_validate(run_cli: Cli, tmp_path: Path) -> None:
+    path = without_call(write_task(
+        tmp_path / "t", "rep", kind="report", call=None, source="sales", query="SELECT 1",
+        email={"to": ["=?utf-8?q?boss?=@example.com"]}))
+    result = run_cli("validate", str(path))
+    assert (result.exit_code, result.stderr) == (1, (
+        f"Error: {path}: task 'rep': email.to.0: '=?utf-8?q?boss?=@example.com' holds an "
+        "encoded-word (=?charset?q?...?=), which an address cannot hold; write the plain "
+        "address, e.g. boss@example.com\n"
+    ))
+
+
+def test_a_dry_run_is_stopped_at_the_task_timeout(tmp_path: Path) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    from conftest import make_settings
+    from dbcron.services.dry_run import dry_run_task
+
+    # No output, 10**10 iterations: only a timeout that kills the run stops it.
+    spin = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    task = {"name": "spin", "kind": "report", "schedule": {"every": "1h"},
+            "source": sqlite_db(tmp_path), "query": "SELECT 1 AS one",
+            "export": {"formats": ["csv"], "filename": spin}}
+    started = time.monotonic()
+    result = dry_run_task(task, make_settings(tmp_path), datetime.now(UTC), tmp_path / "out",
+                          (), timeout=2)
+    assert time.monotonic() - started < 15
+    assert (result.status, result.error) == (
+        "failed", "the dry run was stopped at the task's timeout (2s)"
+    )

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,6 +27,7 @@ from pydantic import (
 from dbcron import cron, durations, sources
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+EARLIEST_AT_YEAR = 2000
 KINDS = ("report", "sql", "alert", "call")
 FORMATS = ("xlsx", "pdf", "csv")
 CONDITION = re.compile(
@@ -87,6 +89,18 @@ class Schedule(_Strict):
             check_timezone(value)
         return value
 
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: datetime | None) -> datetime | None:
+        # A one-off that long past never fires and is surely a typo; a recent
+        # past date is left to the catch-up policy (a run missed while down).
+        if value is not None and value.year < EARLIEST_AT_YEAR:
+            raise ValueError(
+                f"{value.date().isoformat()} is before {EARLIEST_AT_YEAR}: the task would never "
+                "run; give the date and time it should run, e.g. 2026-12-01T09:00"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> Schedule:
         given = [k for k in ("cron", "every", "at") if getattr(self, k) is not None]
@@ -146,7 +160,25 @@ class Export(_Strict):
         return list(dict.fromkeys(value))
 
 
-Address = Annotated[str, Field(pattern=r"^[^@\s,;<>\r\n]+@[^@\s,;<>\r\n]+$")]
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
+
+
+def _plain_address(value: str) -> str:
+    # Mail headers may carry RFC 2047 encoded-words, addresses may not: the
+    # sender refuses it at every run, so refuse it once, here.
+    if _ENCODED_WORD.search(value):
+        raise ValueError(
+            f"{value!r} holds an encoded-word (=?charset?q?...?=), which an address cannot "
+            "hold; write the plain address, e.g. boss@example.com"
+        )
+    return value
+
+
+Address = Annotated[
+    str,
+    Field(pattern=r"^[^@\s,;<>\r\n]+@[^@\s,;<>\r\n]+$"),
+    AfterValidator(_plain_address),
+]
 
 
 class Email(_Strict):

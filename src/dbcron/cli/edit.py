@@ -171,7 +171,7 @@ def edit(app: App, name: str) -> None:
     import yaml
 
     from dbcron.services import tasks
-    from dbcron.services.task_files import dump_yaml
+    from dbcron.services.task_files import dump_yaml, load_yaml
 
     original = dump_yaml(tasks.get(app.existing_store, name).data)
     edited = click.edit(original, extension=".yaml")
@@ -179,7 +179,7 @@ def edit(app: App, name: str) -> None:
         click.echo("no change")
         return
     try:
-        data = yaml.safe_load(edited)
+        data = load_yaml(edited)
     except yaml.YAMLError as exc:
         raise click.ClickException(
             f"edited task '{name}': invalid YAML, nothing saved: {exc}"

@@ -365,3 +365,40 @@ def test_a_dry_run_is_stopped_at_the_task_timeout(tmp_path: Path) -> None:
     assert (result.status, result.error) == (
         "failed", "the dry run was stopped at the task's timeout (2s)"
     )
+
+
+# --- 7. CSV formula injection ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("formulas", "cell"), [(None, "'=1+1"), ("keep", "=1+1")])
+def test_a_mailed_csv_carries_no_formula_unless_kept(
+    tmp_path: Path, formulas: str | None, cell: str
+) -> None:
+    import sqlite3
+    from datetime import UTC, datetime
+    from email import policy
+    from email.parser import BytesParser
+
+    from conftest import make_settings
+    from dbcron.jobs import JobRequest, execute
+    from dbcron.model import Task
+
+    db = tmp_path / "notes.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('=1+1')")
+    export: dict[str, Any] = {"formats": ["csv"], "filename": "notes"}
+    if formulas:
+        export["csv"] = {"formulas": formulas}
+    task = Task.model_validate({
+        "name": "notes", "kind": "report", "schedule": {"every": "1h"},
+        "source": f"sqlite:///{db}", "query": "SELECT body FROM notes", "export": export,
+        "email": {"to": ["boss@example.com"]},
+    }).to_data()
+    settings = make_settings(tmp_path)
+    result = execute(JobRequest(task=task, slot=datetime.now(UTC), settings=settings, timeout=10))
+    assert result.status == "succeeded", result.error
+    [eml] = (tmp_path / "outbox").glob("*.eml")
+    msg = BytesParser(policy=policy.default).parse(eml.open("rb"))
+    [part] = msg.iter_attachments()
+    assert part.get_content().replace("\ufeff", "").splitlines() == ["body", cell]

@@ -145,12 +145,23 @@ class Policy(_Strict):
         return value
 
 
+class CsvOptions(_Strict):
+    """How CSV files are written."""
+
+    formulas: Literal["escape", "keep"] = Field(
+        "escape",
+        description="escape: text starting with = + - @ tab or CR gets a leading ' so a "
+        "spreadsheet shows it instead of running it (OWASP); keep: write it as stored",
+    )
+
+
 class Export(_Strict):
     formats: list[Literal["xlsx", "pdf", "csv"]] = Field(
         default_factory=lambda: ["xlsx"]  # type: ignore[arg-type]
     )
     filename: str = "{{ task }}-{{ today }}"
     title: str | None = None
+    csv: CsvOptions = CsvOptions()
 
     @field_validator("formats")
     @classmethod

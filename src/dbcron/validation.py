@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dbcron.errors import InvalidTask
-from dbcron.model import Dst, Email, Export, Notify, Policy, Schedule, Task
+from dbcron.model import CsvOptions, Dst, Email, Export, Notify, Policy, Schedule, Task
 from dbcron.secrets import mask_secrets
 
 _MODELS: dict[str, type[BaseModel]] = {
@@ -23,6 +23,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "schedule.dst": Dst,
     "policy": Policy,
     "export": Export,
+    "export.csv": CsvOptions,
     "email": Email,
     "notify": Notify,
 }

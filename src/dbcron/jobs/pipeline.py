@@ -102,6 +102,7 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         title=title or task.name,
         subtitle=f"Scheduled for {local:%Y-%m-%d %H:%M} {local.tzname()}",
         tz=tz,
+        csv_formulas=export.csv.formulas if export else "escape",
     )
     condition = parse_condition(task.condition) if task.condition else None
     domain = mail_domain(request.settings) if task.email else ""

@@ -40,6 +40,8 @@ class ExportOptions:
     title: str
     subtitle: str
     tz: zoneinfo.ZoneInfo
+    # CSV cells that would run as spreadsheet formulas: "escape" or "keep" them.
+    csv_formulas: str = "escape"
 
 
 class Writer(Protocol):

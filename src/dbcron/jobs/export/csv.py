@@ -1,10 +1,9 @@
 """CSV export: UTF-8 (no BOM), RFC 4180 (CRLF, minimal quoting), a header row.
 
 Values follow ``_values``: ``None`` is an empty field, datetimes ISO 8601 with
-aware ones converted to the report's timezone. CSV is the data-faithful format:
-text is written exactly as stored, so a cell reading ``=1+1`` stays that text for
-a program; people who open reports in a spreadsheet get the xlsx, which can never
-turn database text into a formula.
+aware ones converted to the report's timezone. Text is written as stored,
+except that a cell a spreadsheet would run as a formula (``=1+1``) gets a
+leading ``'`` unless the task says ``export.csv.formulas: keep`` (``_formulas``).
 
 Speed: most columns (int, float, Decimal, str, date, NULL) need no conversion
 and go through the C ``csv.writer`` untouched; only columns whose batch holds a
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from dbcron.jobs.export import ExportOptions
 from dbcron.jobs.export._files import AtomicFile, check_widths
+from dbcron.jobs.export._formulas import neutralise, neutralise_columns
 from dbcron.jobs.export._values import as_text
 
 _CONVERTED = (bool, dt.datetime, bytes, bytearray, memoryview)
@@ -38,7 +38,8 @@ class CsvWriter:
             self._file.file, encoding="utf-8", errors="replace", newline="", write_through=False
         )
         self._csv = csv.writer(self._stream, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-        self._csv.writerow(columns)
+        self._formulas = options.csv_formulas
+        self._csv.writerow(columns if self._formulas == "keep" else map(neutralise, columns))
 
     def write(self, rows: Sequence[Sequence[object]]) -> None:
         if not rows:
@@ -50,6 +51,8 @@ class CsvWriter:
             if any(issubclass(t, _CONVERTED) for t in set(map(type, column))):
                 columns[i] = list(map(self._text, column))
                 converted = True
+        if self._formulas == "escape":
+            converted = neutralise_columns(columns) or converted
         self._csv.writerows(zip(*columns, strict=True) if converted else rows)
         self.rows_written += len(rows)
 

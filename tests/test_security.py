@@ -6,6 +6,7 @@ maps threats to these test names.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -402,3 +403,102 @@ def test_a_mailed_csv_carries_no_formula_unless_kept(
     msg = BytesParser(policy=policy.default).parse(eml.open("rb"))
     [part] = msg.iter_attachments()
     assert part.get_content().replace("\ufeff", "").splitlines() == ["body", cell]
+
+
+# --- 8. file modes, whatever the umask ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_reports_and_mails_are_never_more_open_than_0640(tmp_path: Path, umask: int) -> None:
+    import os
+    import stat
+    from datetime import UTC, datetime
+
+    from conftest import make_settings
+    from dbcron.jobs import JobRequest, execute
+    from dbcron.model import Task
+
+    task = Task.model_validate({
+        "name": "modes", "kind": "report", "schedule": {"every": "1h"},
+        "source": sqlite_db(tmp_path), "query": "SELECT amount FROM sales",
+        "export": {"formats": ["csv", "xlsx"], "filename": "modes"},
+        "email": {"to": ["boss@example.com"]},
+    }).to_data()
+    old = os.umask(umask)
+    try:
+        result = execute(JobRequest(task=task, slot=datetime.now(UTC),
+                                    settings=make_settings(tmp_path), timeout=10))
+    finally:
+        os.umask(old)
+    assert result.status == "succeeded", result.error
+    files = [*(tmp_path / "output" / "modes").iterdir(), *(tmp_path / "outbox").iterdir()]
+    assert len(files) == 3
+    assert {f.suffix: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+        ".csv": 0o640 & ~umask, ".xlsx": 0o640 & ~umask, ".eml": 0o640 & ~umask,
+    }
+    assert stat.S_IMODE((tmp_path / "outbox").stat().st_mode) == 0o750 & ~umask
+
+
+def test_import_narrows_a_world_readable_env_file(run_cli: Cli, tmp_path: Path) -> None:
+    import json
+    import os
+    import stat
+
+    from test_import_legacy import LEGACY
+
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps(LEGACY[2:]))
+    env_file = tmp_path / "shared.env"
+    env_file.write_text("# settings\n")
+    env_file.chmod(0o644)
+    result = run_cli("import", str(source), "--env-file", str(env_file))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"warning: {env_file} was open to other users; it now holds passwords, so its mode is "
+        "now 0640 at most"
+    )
+    assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o640
+
+
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="acting as another local user needs root",
+)
+
+
+@needs_root
+def test_another_user_cannot_hold_the_daemon_lock(tmp_path: Path) -> None:
+    import subprocess
+    import tempfile
+
+    from dbcron.daemon.lifecycle import _lock
+
+    if not Path("/usr/bin/python3").exists():
+        pytest.skip("no /usr/bin/python3 to run as another user")
+
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # a directory others may enter
+    try:
+        shared.chmod(0o755)
+        pidfile = shared / "dbcron.pid"
+        os.close(_lock(pidfile, "test"))
+        grab = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+                "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)")
+        # The system interpreter: the test's own may sit where nobody cannot reach.
+        proc = subprocess.run(["/usr/bin/python3", "-c", grab, str(pidfile)], user="nobody",
+                              cwd="/", capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 1 and "PermissionError" in proc.stderr, proc.stderr
+    finally:
+        for child in shared.iterdir():
+            child.unlink()
+        shared.rmdir()
+
+
+@needs_root
+def test_a_lock_file_made_by_another_user_is_refused(tmp_path: Path) -> None:
+    from dbcron.daemon.lifecycle import DaemonError, _lock
+
+    pidfile = tmp_path / "dbcron.pid"
+    pidfile.touch()
+    os.chown(pidfile, 65534, 65534)
+    with pytest.raises(DaemonError, match=r"belongs to uid 65534, not to this user \(uid 0\)"):
+        _lock(pidfile, "test")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from dbcron.jobs import JobError, JobRequest, JobResult
+from dbcron.jobs.export._files import DIR_MODE
 from dbcron.jobs.mail.delivery import (
     attached_names,
     compose,
@@ -203,7 +204,7 @@ def _output_dir(request: JobRequest, name: str) -> Path:
     else:
         path = request.settings.output_dir / name
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except OSError as exc:
         raise JobError(f"cannot create the output directory {path}: {exc.strerror}") from None
     return path

@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal, Protocol
 
+from dbcron.jobs.export._files import DIR_MODE
 from dbcron.jobs.mail.body import render_default_body
 from dbcron.jobs.mail.message import atomic_file, build_message, make_message_id, parse_address
 from dbcron.secrets import mask_secrets, remember_login
@@ -201,7 +202,7 @@ class OutboxMailer:
     def send(self, msg: EmailMessage) -> None:
         path = self.path_for(msg)
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            self._dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             with atomic_file(path) as out:
                 out.write(msg.as_bytes(policy=email.policy.SMTP))
         except OSError as exc:

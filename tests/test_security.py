@@ -502,3 +502,119 @@ def test_a_lock_file_made_by_another_user_is_refused(tmp_path: Path) -> None:
     os.chown(pidfile, 65534, 65534)
     with pytest.raises(DaemonError, match=r"belongs to uid 65534, not to this user \(uid 0\)"):
         _lock(pidfile, "test")
+
+
+# --- 4. read-only reports have no side effects --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["PRAGMA journal_mode=WAL", "ATTACH DATABASE '{dir}/attached.db' AS x",
+     "VACUUM INTO '{dir}/copy.db'", "SELECT * FROM pragma_journal_mode('wal')"],
+)
+def test_a_sqlite_report_has_no_side_effects(tmp_path: Path, query: str) -> None:
+    import sqlite3
+
+    url = sqlite_db(tmp_path)
+    with pytest.raises(JobError, match=r"report and alert queries run read-only"):
+        read({"source": url, "query": query.format(dir=tmp_path)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sales.db"]
+    with sqlite3.connect(tmp_path / "sales.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    # The connection goes back to the pool without the authorizer: a sql task writes.
+    from dbcron.jobs.query import run_statements
+
+    assert run_statements({"source": url, "statements": ["DELETE FROM sales"]}, {}, 10) == [1]
+    dispose_engines()
+
+
+def test_test_source_warns_when_the_postgresql_login_can_write(pg_url: str, tmp_path: Path) -> None:
+    import uuid
+
+    import psycopg
+    import sqlalchemy as sa
+
+    from conftest import make_settings
+    from dbcron.services.checks import check_source
+
+    settings = make_settings(tmp_path)
+    assert check_source(pg_url, settings).splitlines()[1] == (
+        "warning: this login can change the server (superuser); report and alert tasks are "
+        "only as read-only as their login: give them a role that can only read "
+        "(docs/security.md)"
+    )
+    url = sa.make_url(pg_url)
+    role = "dbcron_ro_" + uuid.uuid4().hex[:8]
+    admin = f"host={url.host} port={url.port} user=postgres dbname={url.database}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CREATE TABLE sales (amount integer)")
+        # The role docs/security.md tells operators to create.
+        for statement in (
+            f"CREATE ROLE {role} LOGIN", f'GRANT CONNECT ON DATABASE "{url.database}" TO {role}',
+            f"GRANT USAGE ON SCHEMA public TO {role}",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        ):
+            conn.execute(statement)
+    try:
+        reader = url.set(username=role).render_as_string(hide_password=False)
+        report = check_source(reader, settings)
+        assert "warning" not in report, report
+        # The review's side effects, refused to that role (a read-only transaction alone
+        # let a superuser do them all).
+        with psycopg.connect(admin, autocommit=True) as other:
+            pid = other.info.backend_pid
+            for query in (f"SELECT pg_terminate_backend({pid})",
+                          "SELECT pg_read_file('PG_VERSION')",
+                          f"SELECT lo_export(0, '{tmp_path}/lo.bin')"):
+                with pytest.raises(JobError, match="InsufficientPrivilege"):
+                    read({"source": reader, "query": query})
+            assert other.execute("SELECT 1").fetchone() == (1,)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"GRANT INSERT ON sales TO {role}")
+        assert check_source(reader, settings).splitlines()[1].startswith(
+            "warning: this login can change the server (INSERT/UPDATE/DELETE/TRUNCATE on tables)"
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+def test_test_source_warns_when_the_mariadb_login_can_write(
+    mariadb_url: str, tmp_path: Path
+) -> None:
+    import uuid
+
+    import pymysql
+    import sqlalchemy as sa
+
+    from conftest import make_settings
+    from dbcron.services.checks import check_source
+
+    settings = make_settings(tmp_path)
+    assert "warning: this login can change the server (ALL PRIVILEGES on *.*" in check_source(
+        mariadb_url, settings)
+    url = sa.make_url(mariadb_url)
+    user = "dbcron_ro_" + uuid.uuid4().hex[:8]
+    conn = pymysql.connect(host=url.host, port=url.port, user="root", password="",
+                           autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%'")
+            cur.execute(f"GRANT SELECT ON `{url.database}`.* TO '{user}'@'%'")
+        reader = url.set(username=user).render_as_string(hide_password=False)
+        report = check_source(reader, settings)
+        assert "warning" not in report, report
+        for query in (f"SELECT 1 INTO OUTFILE '{tmp_path}/out.txt'",
+                      f"KILL {conn.thread_id()}"):
+            with pytest.raises(JobError, match=r"denied|not owner|privilege"):
+                read({"source": reader, "query": query})
+        assert conn.open and not (tmp_path / "out.txt").exists()
+        with conn.cursor() as cur:
+            cur.execute(f"GRANT FILE ON *.* TO '{user}'@'%'")
+        assert "(FILE on *.*)" in check_source(reader, settings)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        conn.close()

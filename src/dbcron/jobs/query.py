@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 5000
 # How each database words "you may not write here" and "your time is up".
-_READ_ONLY = re.compile(r"read[- ]?only", re.IGNORECASE)
+_READ_ONLY = re.compile(r"read[- ]?only|not authorized|authorization denied", re.IGNORECASE)
 _TIMED_OUT = re.compile(
     r"statement timeout|max_statement_time|max_execution_time|interrupted", re.IGNORECASE
 )
@@ -317,16 +317,34 @@ def _sqlite(conn: Connection, timeout: float, read_only: bool) -> Iterator[None]
     raw.set_progress_handler(_past(deadline), 10_000)
     if read_only:
         conn.exec_driver_sql("PRAGMA query_only = ON")
+        raw.set_authorizer(_only_reading)
     try:
         yield
     finally:
         with _invalidate_on_error(conn):
+            if read_only:
+                raw.set_authorizer(None)  # before our own PRAGMA; the connection is pooled
             if conn.in_transaction() and read_only:
                 conn.rollback()
             raw.set_progress_handler(None, 0)
             if read_only:
                 conn.exec_driver_sql("PRAGMA query_only = OFF")
                 conn.commit()
+
+
+def _only_reading(action: int, *_: object) -> int:
+    """SQLite authorizer for report and alert queries: reading and functions only.
+
+    query_only stops writes to the database, but not PRAGMA journal_mode=WAL
+    (changes the file's mode for every user), ATTACH (opens or creates any file
+    the daemon's user can reach) or VACUUM INTO (writes one): each is denied
+    when the statement is prepared.
+    """
+    import sqlite3
+
+    allowed = (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+               sqlite3.SQLITE_RECURSIVE)
+    return sqlite3.SQLITE_OK if action in allowed else sqlite3.SQLITE_DENY
 
 
 @contextlib.contextmanager

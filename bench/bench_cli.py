@@ -186,6 +186,7 @@ def main() -> None:
         env_clean = {k: v for k, v in os.environ.items() if not k.startswith("DBCRON_")}
         os.environ.clear()
         os.environ.update(env_clean)
+        os.environ["DBCRON_CALL_MODULES"] = "jobs"  # the files' call tasks
         os.chdir(root)
 
         def st(d: Path) -> list[str]:

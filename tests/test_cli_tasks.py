@@ -175,7 +175,7 @@ def test_add_with_flags(run_cli: Cli) -> None:
     assert data["statements"] == ["DELETE FROM menu"]
     assert data["schedule"] == {"cron": "30 2 * * *", "timezone": "Europe/London"}
     again = run_cli("add", "--name", "nightly", "--kind", "call", "--every", "1h",
-                    "--call", "m:f")
+                    "--call", "tests.jobs:succeed")
     assert again.exit_code == 1
     assert "a task named 'nightly' exists already" in again.stderr
     missing = run_cli("add", "--kind", "call", "--every", "1h")

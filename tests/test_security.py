@@ -618,3 +618,60 @@ def test_test_source_warns_when_the_mariadb_login_can_write(
         with conn.cursor() as cur:
             cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
         conn.close()
+
+
+# --- 5. call runs only what the operator allowed ---------------------------------------------
+
+
+def test_validate_refuses_a_call_outside_the_allowed_modules(run_cli: Cli, tmp_path: Path) -> None:
+    path = write_task(tmp_path / "t", "shell", call="os:system", args=["id"])
+    result = run_cli("validate", str(path))
+    assert (result.exit_code, result.stderr) == (1, (
+        f"Error: {path}: task 'shell': call: os is not in DBCRON_CALL_MODULES (it allows only "
+        "tests.jobs, jobs); the operator allows it by adding os to DBCRON_CALL_MODULES in the "
+        "daemon's environment\n"
+    ))
+    near = write_task(tmp_path / "u", "near", call="tests.jobsx:run")
+    assert "call: tests.jobsx is not in DBCRON_CALL_MODULES" in run_cli(
+        "validate", str(near)).stderr
+    deeper = write_task(tmp_path / "v", "deeper", call="tests.jobs.sub:run")
+    assert run_cli("validate", str(deeper)).exit_code == 0
+
+
+def test_no_call_task_is_allowed_when_the_setting_is_unset(run_cli: Cli, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DBCRON_CALL_MODULES")
+    path = write_task(tmp_path / "t", "ok")
+    result = run_cli("validate", str(path))
+    assert (result.exit_code, result.stderr) == (1, (
+        f"Error: {path}: task 'ok': call: tests.jobs is not in DBCRON_CALL_MODULES (it is "
+        "unset, so no call task runs); the operator allows it by adding tests.jobs to "
+        "DBCRON_CALL_MODULES in the daemon's environment\n"
+    ))
+
+
+def test_a_stored_call_outside_the_allowlist_does_not_run(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from conftest import make_settings
+    from dbcron.jobs import JobRequest, execute
+
+    marker = tmp_path / "ran"
+    task = {"name": "shell", "kind": "call", "schedule": {"every": "1h"}, "call": "os:system",
+            "args": [f"touch {marker}"]}
+    result = execute(JobRequest(task=task, slot=datetime.now(UTC),
+                                settings=make_settings(tmp_path), timeout=10))
+    assert (result.status, result.retryable) == ("failed", False)
+    assert result.error is not None and result.error.startswith(
+        "os is not in DBCRON_CALL_MODULES (it allows only tests.jobs, jobs)")
+    assert not marker.exists()
+
+
+def test_the_call_modules_setting_is_validated() -> None:
+    from dbcron.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=r"^DBCRON_CALL_MODULES: 'os system' is not a module"):
+        load_settings({"DBCRON_CALL_MODULES": "os system"}, cwd=Path("/nonexistent"))
+    settings = load_settings({"DBCRON_CALL_MODULES": "myapp.jobs, reports"},
+                             cwd=Path("/nonexistent"))
+    assert settings.call_allowlist == ("myapp.jobs", "reports")

@@ -44,6 +44,7 @@ class Settings:
     keep_output_days: int = 14
     metrics_address: str | None = None
     allowed_source_vars: str | None = None
+    call_modules: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -56,6 +57,13 @@ class Settings:
         from dbcron.sources import parse_allowlist
 
         return parse_allowlist(self.allowed_source_vars)
+
+    @property
+    def call_allowlist(self) -> tuple[str, ...]:
+        """Module prefixes whose functions call tasks may run (dbcron.callables)."""
+        from dbcron.callables import parse_modules
+
+        return parse_modules(self.call_modules)
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(DBCRON_ name, value with secrets masked, where it came from) for `config`."""
@@ -193,11 +201,13 @@ def _check(settings: Settings) -> None:
         raise SettingsError(
             f"DBCRON_TIMEZONE={settings.timezone!r} is not an IANA zone (e.g. UTC, Europe/London)"
         ) from None
-    from dbcron.sources import SourceError, parse_allowlist
+    from dbcron.callables import parse_modules
+    from dbcron.sources import parse_allowlist
 
     try:
         parse_allowlist(settings.allowed_source_vars)
-    except SourceError as exc:
+        parse_modules(settings.call_modules)
+    except ValueError as exc:
         raise SettingsError(str(exc)) from None
     if settings.max_workers < 1:
         raise SettingsError("DBCRON_MAX_WORKERS must be at least 1")

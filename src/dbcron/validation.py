@@ -112,16 +112,23 @@ def missing_env(task: Task, environ: Mapping[str, str] | None = None) -> list[st
     return [var for var in task.env_refs() if var not in environ]
 
 
-def refused_sources(
-    items: list[tuple[str, Any]], tasks: list[Task], allowlist: tuple[str, ...]
+def not_allowed(
+    items: list[tuple[str, Any]],
+    tasks: list[Task],
+    source_vars: tuple[str, ...],
+    call_modules: tuple[str, ...],
 ) -> list[str]:
-    """Sources reading variables the operator did not allow, one line per problem,
-    naming where each task came from (``items`` and ``tasks`` in the same order)."""
+    """What the operator did not allow (source variables, call modules), one line per
+    problem, naming where each task came from (``items`` and ``tasks`` in one order)."""
+    from dbcron.callables import refusal
     from dbcron.sources import problems
 
-    return [
-        f"{origin}: task '{task.name}': source: {problem}"
-        for (origin, _), task in zip(items, tasks, strict=True)
-        if task.source
-        for problem in problems(task.source, allowlist)
-    ]
+    found = []
+    for (origin, _), task in zip(items, tasks, strict=True):
+        label = f"{origin}: task '{task.name}'"
+        if task.source:
+            found += [f"{label}: source: {p}" for p in problems(task.source, source_vars)]
+        refused = refusal(task.call, call_modules) if task.call else None
+        if refused:
+            found.append(f"{label}: call: {refused}")
+    return found

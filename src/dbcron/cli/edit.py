@@ -24,7 +24,7 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
     """Create or update the tasks declared in YAML files or directories."""
     from dbcron.services import tasks
 
-    checked = tasks.check_paths(paths, app.settings.source_allowlist)
+    checked = tasks.check_paths(paths, app.settings)
     _print_warnings(checked.warnings)
     if prune:
         doomed = tasks.prune_candidates(app.store, checked.names)
@@ -51,7 +51,7 @@ def validate(app: App, paths: tuple[str, ...]) -> None:
     from dbcron.services import tasks
 
     # The settings (and .env) say which source variables tasks may read.
-    checked = tasks.check_paths(paths, app.settings.source_allowlist)
+    checked = tasks.check_paths(paths, app.settings)
     _print_warnings(checked.warnings)
     click.echo(f"{len(checked.definitions)} task(s) valid: {', '.join(checked.names)}")
 
@@ -97,7 +97,7 @@ def add(app: App, /, from_file: str | None, **flags: Any) -> None:
     from dbcron.services import tasks
 
     if from_file:
-        checked = tasks.check_paths([from_file], app.settings.source_allowlist)
+        checked = tasks.check_paths([from_file], app.settings)
         exists = set(checked.names) & set(app.store.tasks.names())
         if exists:
             raise click.ClickException(
@@ -106,7 +106,7 @@ def add(app: App, /, from_file: str | None, **flags: Any) -> None:
         tasks.apply(app.store, checked, app.now())
     else:
         data = _gather(flags, interactive=sys.stdin.isatty())
-        checked = tasks.add(app.store, data, "add", app.now(), app.settings.source_allowlist)
+        checked = tasks.add(app.store, data, "add", app.now(), app.settings)
     _print_warnings(checked.warnings)
     click.echo(f"added {', '.join(checked.names)}")
     app.changed()
@@ -185,7 +185,7 @@ def edit(app: App, name: str) -> None:
             f"edited task '{name}': invalid YAML, nothing saved: {exc}"
         ) from None
     result = tasks.replace(
-        app.existing_store, name, data, app.now(), app.settings.source_allowlist
+        app.existing_store, name, data, app.now(), app.settings
     )
     if result.changed:
         click.echo(f"updated {name}")

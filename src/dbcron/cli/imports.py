@@ -21,7 +21,7 @@ def import_(app: App, file: Path, env_file: Path) -> None:
     """Import tasks.json: tasks into the store, database URLs into the env file."""
     from dbcron.services import imports
 
-    outcome = imports.import_file(lambda: app.store, file, env_file, app.now())
+    outcome = imports.import_file(lambda: app.store, file, env_file, app.now(), app.settings)
     for line in outcome.warnings:
         click.echo(f"warning: {line}", err=True)
     result = outcome.result

@@ -6,6 +6,7 @@ import importlib
 import json
 from typing import Any
 
+from dbcron.callables import refusal
 from dbcron.jobs import JobError, JobRequest, JobResult
 from dbcron.secrets import mask_value
 
@@ -27,6 +28,10 @@ def resolve(path: str) -> Any:
 
 def run_call(request: JobRequest) -> JobResult:
     task = request.task
+    # Before importing: importing a module already runs its code.
+    refused = refusal(task["call"], request.settings.call_allowlist)
+    if refused:
+        raise JobError(refused, retryable=False)
     func = resolve(task["call"])
     value = func(*task.get("args", []), **task.get("kwargs", {}))
     try:

@@ -13,6 +13,7 @@ from dbcron.errors import ImportFileError, InvalidTask
 from dbcron.secrets import mask_secrets
 from dbcron.services import legacy
 from dbcron.services.tasks import check_items
+from dbcron.settings import Settings
 from dbcron.store import ApplyResult, Store
 
 
@@ -25,14 +26,13 @@ class ImportOutcome:
 
 
 def import_file(
-    store: Callable[[], Store], path: Path, env_file: Path, now: datetime
+    store: Callable[[], Store], path: Path, env_file: Path, now: datetime, settings: Settings
 ) -> ImportOutcome:
     """Validate everything first; only then write the env file and open the store
     (`store` is called then, so bad input does not even create one)."""
     converted = legacy.convert(path, legacy.read(path))
     try:
-        # Imported tasks use named sources only, which need no allowlist.
-        checked = check_items(converted.items, ())
+        checked = check_items(converted.items, settings)
     except InvalidTask as exc:
         raise ImportFileError("\n".join(exc.problems)) from None
     written, narrowed = _append_env(env_file, converted.env)

@@ -33,14 +33,15 @@ class Checked:
         return [d["name"] for d in self.definitions]
 
 
-def check_items(items: Iterable[tuple[str, Any]], allowlist: tuple[str, ...]) -> Checked:
-    """Validate (origin, data) pairs against the model and the operator's source
-    allowlist; an unset source variable is only a warning until run time."""
-    from dbcron.validation import missing_env, parse_tasks, refused_sources
+def check_items(items: Iterable[tuple[str, Any]], settings: Settings) -> Checked:
+    """Validate (origin, data) pairs against the model and what the operator allows
+    (source variables, call modules); an unset source variable is only a warning
+    until run time."""
+    from dbcron.validation import missing_env, not_allowed, parse_tasks
 
     items = list(items)
     tasks = parse_tasks(items)
-    refused = refused_sources(items, tasks, allowlist)
+    refused = not_allowed(items, tasks, settings.source_allowlist, settings.call_allowlist)
     if refused:
         raise InvalidTask(refused)
     warnings = [
@@ -52,13 +53,13 @@ def check_items(items: Iterable[tuple[str, Any]], allowlist: tuple[str, ...]) ->
     return Checked([t.to_data() for t in tasks], warnings)
 
 
-def check_paths(paths: Iterable[str], allowlist: tuple[str, ...]) -> Checked:
+def check_paths(paths: Iterable[str], settings: Settings) -> Checked:
     from dbcron.services.task_files import expand, read_documents
 
     files = expand(paths)
     if not files:
         raise InvalidTask([f"no task files (*.yaml, *.yml) in {', '.join(map(str, paths))}"])
-    return check_items(read_documents(files), allowlist)
+    return check_items(read_documents(files), settings)
 
 
 def prune_candidates(store: Store, keep: Iterable[str]) -> list[str]:
@@ -70,9 +71,9 @@ def apply(store: Store, checked: Checked, now: datetime, prune: bool = False) ->
 
 
 def add(
-    store: Store, data: Mapping[str, Any], origin: str, now: datetime, allowlist: tuple[str, ...]
+    store: Store, data: Mapping[str, Any], origin: str, now: datetime, settings: Settings
 ) -> Checked:
-    checked = check_items([(origin, data)], allowlist)
+    checked = check_items([(origin, data)], settings)
     name = checked.names[0]
     if store.tasks.get(name) is not None:
         raise DbcronError(
@@ -84,11 +85,11 @@ def add(
 
 
 def replace(
-    store: Store, name: str, data: Any, now: datetime, allowlist: tuple[str, ...]
+    store: Store, name: str, data: Any, now: datetime, settings: Settings
 ) -> ApplyResult:
     """Save an edited definition of `name` (the name itself cannot change)."""
     get(store, name)
-    checked = check_items([(f"edited task '{name}'", data)], allowlist)
+    checked = check_items([(f"edited task '{name}'", data)], settings)
     if checked.names[0] != name:
         raise InvalidTask(
             [f"name: renaming '{name}' to '{checked.names[0]}' is not supported; "

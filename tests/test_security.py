@@ -675,3 +675,18 @@ def test_the_call_modules_setting_is_validated() -> None:
     settings = load_settings({"DBCRON_CALL_MODULES": "myapp.jobs, reports"},
                              cwd=Path("/nonexistent"))
     assert settings.call_allowlist == ("myapp.jobs", "reports")
+
+
+def test_every_test_named_in_docs_security_exists() -> None:
+    import ast
+
+    root = Path(__file__).parent
+    text = (root.parent / "docs" / "security.md").read_text()
+    named = re.findall(r"`(?:tests/(test_\w+\.py)::)?(test_\w+)`", text)
+    assert len(named) > 30
+    defined: dict[str, set[str]] = {}
+    for file in {f or "test_security.py" for f, _ in named}:
+        tree = ast.parse((root / file).read_text())
+        defined[file] = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    missing = [f"{f}::{t}" for f, t in named if t not in defined[f or "test_security.py"]]
+    assert missing == []

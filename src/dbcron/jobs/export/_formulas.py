@@ -32,7 +32,22 @@ def neutralise_columns(columns: list[Sequence[object]]) -> bool:
     common batch costs one scan)."""
     changed = False
     for i, column in enumerate(columns):
-        if any(isinstance(v, str) and v.startswith(_TRIGGERS) for v in column):
+        if _risky(column):
             columns[i] = [neutralise(v) if isinstance(v, str) else v for v in column]
             changed = True
     return changed
+
+
+def _risky(column: Sequence[object]) -> bool:
+    # The scan runs on every cell of every batch: number columns are skipped,
+    # all-text columns joined once and searched for each trigger in C, so a
+    # batch without a risky cell costs little next to the CSV formatting.
+    types = set(map(type, column))
+    if str not in types:
+        return False
+    if len(types) == 1:
+        # A pre-filter: a cell holding a line break before "=" also matches,
+        # and then neutralise() itself decides, cell by cell.
+        joined = "\n" + "\n".join(column)  # type: ignore[arg-type]
+        return any("\n" + t in joined for t in _TRIGGERS)
+    return any(isinstance(v, str) and v.startswith(_TRIGGERS) for v in column)

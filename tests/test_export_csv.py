@@ -120,11 +120,13 @@ def test_text_that_would_run_as_a_formula_is_neutralised(tmp_path: Path) -> None
     writer = open_writer("csv", target, ["=id", "text"], OPTIONS)
     writer.write([(i, text) for i, text in enumerate(FORMULAS)])
     writer.write([(-5, "-5"), (6, "+1.5e3"), (7, "plain = text"), (8, None)])
+    writer.write([(9, "line\n=2"), (10, "x")])
     writer.close()
     rows = read_back(target)
     assert rows[0] == ["'=id", "text"]
     assert [r[1] for r in rows[1:7]] == ["'" + f for f in FORMULAS]
-    assert rows[7:] == [["-5", "-5"], ["6", "+1.5e3"], ["7", "plain = text"], ["8", ""]]
+    assert rows[7:] == [["-5", "-5"], ["6", "+1.5e3"], ["7", "plain = text"], ["8", ""],
+                        ["9", "line\n=2"], ["10", "x"]]
 
 
 def test_formulas_kept_when_the_task_says_so(tmp_path: Path) -> None:

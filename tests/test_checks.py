@@ -274,6 +274,10 @@ def test_cli_commands(
     result = runner.invoke(cli, ["test-source", sqlite_source])
     assert result.exit_code == 0 and "connected to SQLite" in result.output
 
+    monkeypatch.setenv("DBCRON_SOURCE_SALES", sqlite_source)
+    result = runner.invoke(cli, ["test-source", "sales"])
+    assert result.exit_code == 0 and "connected to SQLite" in result.output
+
     result = runner.invoke(cli, ["test-source", "daily-salse"])
     assert result.exit_code == 1
     assert result.output == (

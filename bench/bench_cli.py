@@ -73,7 +73,7 @@ def task_data(i: int) -> dict[str, Any]:
     }
     if kind == "report":
         base |= {
-            "source": "${SALES_DB_URL}",
+            "source": "sales",
             "query": "SELECT region, SUM(amount) AS total FROM sales\n"
                      "WHERE sold_on = :day GROUP BY region ORDER BY region\n",
             "params": {"day": "{{ yesterday }}"},
@@ -84,13 +84,13 @@ def task_data(i: int) -> dict[str, Any]:
         }
     elif kind == "sql":
         base |= {
-            "source": "${SALES_DB_URL}",
+            "source": "sales",
             "statements": ["DELETE FROM menu WHERE menu_date < :today"],
             "params": {"today": "{{ today }}"},
         }
     elif kind == "alert":
         base |= {
-            "source": "${SALES_DB_URL}",
+            "source": "sales",
             "query": "SELECT floor, SUM(waste_kg) AS waste_kg FROM waste\n"
                      "WHERE logged_on >= :since GROUP BY floor HAVING SUM(waste_kg) > 50\n",
             "params": {"since": "{{ days_ago(7) }}"},
@@ -186,6 +186,7 @@ def main() -> None:
         env_clean = {k: v for k, v in os.environ.items() if not k.startswith("DBCRON_")}
         os.environ.clear()
         os.environ.update(env_clean)
+        os.environ["DBCRON_CALL_MODULES"] = "jobs"  # the files' call tasks
         os.chdir(root)
 
         def st(d: Path) -> list[str]:

@@ -164,6 +164,7 @@ class Daemon:
         env |= {
             "DBCRON_STATE_DIR": str(state), "DBCRON_POLL_SECONDS": "3600",
             "DBCRON_DRAIN_SECONDS": "5", "NOTIFY_SOCKET": str(self.sock_path),
+            "DBCRON_CALL_MODULES": "benchjobs",
             "PYTHONPATH": str(root),
         } | (extra_env or {})
         env.pop("JOURNAL_STREAM", None)

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 state="$PWD/var"
 export DBCRON_STATE_DIR="$state"
-export SALES_DB_URL="sqlite:///$state/sales.db"
+export DBCRON_SOURCE_SALES="sqlite:///$state/sales.db"   # the tasks say source: sales
 mkdir -p "$state"
 rm -f "$state/outbox/"*.eml 2>/dev/null || true
 

@@ -26,6 +26,7 @@ pytest_plugins = ["smtp_server"]
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
 IN_CI = os.environ.get("CI") == "true"
+CALL_MODULES = "tests.jobs,jobs"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -116,6 +117,8 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         if key.startswith("DBCRON_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("DBCRON_STATE_DIR", str(tmp_path / "state"))
+    # The tests' call tasks (tests.jobs here, jobs in the daemon subprocesses).
+    monkeypatch.setenv("DBCRON_CALL_MODULES", CALL_MODULES)
     yield tmp_path / "state"
     os.environ.clear()
     os.environ.update(saved)
@@ -147,6 +150,7 @@ def make_settings(tmp_path: Path, server: Any = None, **over: Any) -> Settings:
         "outbox_dir": tmp_path / "outbox",
         "smtp_from": "dbcron@example.com",
         "smtp_timeout": 5.0,
+        "call_modules": CALL_MODULES,
     }
     if server is not None:
         values.update(smtp_host=server.host, smtp_port=server.port)

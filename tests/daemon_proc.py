@@ -39,6 +39,7 @@ class DaemonProcess:
             "DBCRON_POLL_SECONDS": "1",
             "DBCRON_RETRY_BACKOFF_SECONDS": "1",
             "DBCRON_DRAIN_SECONDS": "3",
+            "DBCRON_CALL_MODULES": "tests.jobs,jobs",
             "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
             **env,
         }

@@ -28,3 +28,16 @@ def append(path: str, text: str = "x") -> int:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(f"{text} {os.getpid()}\n")
     return 1
+
+
+def leak(variable: str) -> dict[str, object]:
+    """What a careless application job returns: its connection URL and settings."""
+    url = os.environ[variable]
+    return {"url": url, "settings": {"password": "Hunter2-ret"}, "note": f"used {url}"}
+
+
+def fail_with_config(variable: str) -> None:
+    """An exception quoting a config dict and its JSON form, as libraries do."""
+    password = os.environ[variable]
+    config = {"host": "db", "password": password}
+    raise RuntimeError(f"bad config {config!r}; as JSON {{\"password\": \"{password}\"}}")

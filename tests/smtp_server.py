@@ -17,6 +17,7 @@ deprecated stdlib module of that name, which nothing here uses.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -65,6 +66,9 @@ class SmtpTestServer:
     """
 
     auth: tuple[str, str] | None = None
+    # A refused login is answered with the AUTH PLAIN blob it was sent, as some
+    # servers do: the client must not pass it on.
+    echo_auth: bool = False
     tls: TlsFiles | None = None
     implicit_tls: bool = False
     fail_first: int = 0
@@ -192,7 +196,12 @@ class SmtpTestServer:
         with self._lock:
             self.auth_attempts.append(login)
         ok = (login, password) == self.auth
-        return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+        message = None
+        if not ok and self.echo_auth:
+            blob = base64.b64encode(b"\0" + data.login + b"\0" + data.password).decode()
+            message = f"535 5.7.8 Authentication credentials invalid: {blob}"
+        return AuthResult(success=ok, handled=False, message=message,
+                          auth_data=data if ok else None)
 
 
 def _transport_is_tls(server: SMTP) -> bool:

@@ -139,11 +139,11 @@ def test_source_wrong_password_mariadb(mariadb_url: str, tmp_path: Path) -> None
 def test_source_from_a_task_expands_its_variable(
     sqlite_source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DBCRON_TEST_CHECK_URL", sqlite_source)
-    task = {"name": "daily", "kind": "report", "source": "${DBCRON_TEST_CHECK_URL}"}
+    monkeypatch.setenv("DBCRON_SOURCE_CHECK", sqlite_source)
+    task = {"name": "daily", "kind": "report", "source": "${DBCRON_SOURCE_CHECK}"}
     assert "connected to SQLite" in check_source(task, make_settings(tmp_path))
-    monkeypatch.delenv("DBCRON_TEST_CHECK_URL")
-    with pytest.raises(CheckFailed, match="DBCRON_TEST_CHECK_URL, which is not set"):
+    monkeypatch.delenv("DBCRON_SOURCE_CHECK")
+    with pytest.raises(CheckFailed, match="DBCRON_SOURCE_CHECK, which is not set"):
         check_source(task, make_settings(tmp_path))
     with pytest.raises(CheckFailed, match=r"^nightly is a call task: it has no source$"):
         check_source({"name": "nightly", "kind": "call"}, make_settings(tmp_path))
@@ -273,6 +273,10 @@ def test_cli_commands(
     cli = cli_group(tmp_path)
 
     result = runner.invoke(cli, ["test-source", sqlite_source])
+    assert result.exit_code == 0 and "connected to SQLite" in result.output
+
+    monkeypatch.setenv("DBCRON_SOURCE_SALES", sqlite_source)
+    result = runner.invoke(cli, ["test-source", "sales"])
     assert result.exit_code == 0 and "connected to SQLite" in result.output
 
     result = runner.invoke(cli, ["test-source", "daily-salse"])

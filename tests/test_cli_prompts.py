@@ -41,7 +41,7 @@ def test_add_prompts_on_a_terminal(state_dir: Path) -> None:
         ("Kind", "sql"),
         ("Task name", "purge-menu"),
         ("Description", "Old menu rows"),
-        ("Database URL", "sqlite:///menu.db"),
+        ("Source name", "sqlite:///menu.db"),
         ("SQL statement", "DELETE FROM menu WHERE menu_date < date('now')"),
         ("Schedule: cron, every or at", "cron"),
         ("Cron schedule", "30 2 * * *"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -109,15 +110,15 @@ def test_validate_does_not_touch_the_store(run_cli: Cli, applied: Path, state_di
 
 
 def test_validate_warns_about_unset_env(run_cli: Cli, tmp_path: Path) -> None:
-    path = write_task(tmp_path / "t", "rep", kind="sql", call=None, source="${NOPE_DB}",
+    path = write_task(tmp_path / "t", "rep", kind="sql", call=None, source="nope_db",
                       statements=["DELETE FROM x"])
     text = path.read_text().replace("call: null\n", "")
     path.write_text(text)
     result = run_cli("validate", str(path))
     assert result.exit_code == 0
     assert result.stderr == (
-        "warning: rep: ${NOPE_DB} is not set in this environment; the task fails at run time "
-        "unless the daemon's environment sets it\n"
+        "warning: rep: DBCRON_SOURCE_NOPE_DB is not set in this environment; the task fails at "
+        "run time unless the daemon's environment sets it\n"
     )
 
 
@@ -153,12 +154,17 @@ def test_list_and_json(run_cli: Cli, applied: Path) -> None:
     assert json.loads(run_cli("list", "--json").stdout)[0]["description"] == "Morning report"
 
 
-def test_show_masks_secrets_and_lists_next_runs(run_cli: Cli, tmp_path: Path) -> None:
-    path = write_task(tmp_path / "s", "secret", kind="sql", call=None,
-                      source="postgresql://app:hunter2@db.example/app",
-                      statements=["DELETE FROM x"])
-    path.write_text(path.read_text().replace("call: null\n", ""))
-    assert run_cli("apply", str(path)).exit_code == 0
+def test_show_masks_secrets_and_lists_next_runs(
+    run_cli: Cli, tmp_path: Path, state_dir: Path
+) -> None:
+    # A row from before literal passwords were refused (see test_security.py).
+    from dbcron.store import open_store
+
+    store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+    store.tasks.upsert([{"name": "secret", "kind": "sql", "schedule": {"every": "1h"},
+                         "source": "postgresql://app:hunter2@db.example/app",
+                         "statements": ["DELETE FROM x"]}], datetime.now(UTC))
+    store.close()
     result = run_cli("show", "secret")
     assert result.exit_code == 0
     assert "hunter2" not in result.output
@@ -209,7 +215,7 @@ def test_add_with_flags(run_cli: Cli) -> None:
     assert data["statements"] == ["DELETE FROM menu"]
     assert data["schedule"] == {"cron": "30 2 * * *", "timezone": "Europe/London"}
     again = run_cli("add", "--name", "nightly", "--kind", "call", "--every", "1h",
-                    "--call", "m:f")
+                    "--call", "tests.jobs:succeed")
     assert again.exit_code == 1
     assert "a task named 'nightly' exists already" in again.stderr
     missing = run_cli("add", "--kind", "call", "--every", "1h")

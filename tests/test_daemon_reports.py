@@ -30,7 +30,7 @@ def test_report_survives_an_smtp_outage(run_cli: Cli, state_dir: Path, tmp_path:
         tmp_path / "t", "regions", kind="report", call=None,
         schedule={"every": "3s"},
         policy={"retries": 1, "timeout": "20s", "overlap": "skip"},
-        source="${DEMO_DB}",
+        source="demo",
         query="SELECT region, SUM(amount) AS total FROM sales GROUP BY region ORDER BY region",
         export={"formats": ["xlsx"], "filename": "regions-{{ today }}"},
         email={"to": ["boss@example.com"], "subject": "Regions {{ today }}"},
@@ -39,9 +39,9 @@ def test_report_survives_an_smtp_outage(run_cli: Cli, state_dir: Path, tmp_path:
     path = tmp_path / "t" / "regions.yaml"
     path.write_text(path.read_text().replace("call: null\n", ""))
     smtp_server.fail_first = 10_000  # every transaction answered 451: the server is "down"
-    result = run_cli("apply", str(path), DEMO_DB=f"sqlite:///{db}")
+    result = run_cli("apply", str(path), DBCRON_SOURCE_DEMO=f"sqlite:///{db}")
     assert result.exit_code == 0, result.output
-    proc = DaemonProcess(state_dir, DEMO_DB=f"sqlite:///{db}",
+    proc = DaemonProcess(state_dir, DBCRON_SOURCE_DEMO=f"sqlite:///{db}",
                          DBCRON_SMTP_HOST="127.0.0.1", DBCRON_SMTP_PORT=str(smtp_server.port))
     proc.start()
     try:

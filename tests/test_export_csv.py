@@ -202,3 +202,36 @@ def test_libreoffice_import_reads_the_bom_file_as_text_and_numbers(tmp_path: Pat
         ["Москва", 2.5],
         ["東京", 3],
     ]
+
+
+FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+cmd|' /C calc'!A0", "-2+3",
+            "@SUM(A1:A2)", "\t=1", "\r=1"]
+
+
+def read_back(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.reader(handle))
+
+
+def test_text_that_would_run_as_a_formula_is_neutralised(tmp_path: Path) -> None:
+    target = tmp_path / "f.csv"
+    writer = open_writer("csv", target, ["=id", "text"], OPTIONS)
+    writer.write([(i, text) for i, text in enumerate(FORMULAS)])
+    writer.write([(-5, "-5"), (6, "+1.5e3"), (7, "plain = text"), (8, None)])
+    writer.write([(9, "line\n=2"), (10, "x")])
+    writer.close()
+    rows = read_back(target)
+    assert rows[0] == ["'=id", "text"]
+    assert [r[1] for r in rows[1:7]] == ["'" + f for f in FORMULAS]
+    assert rows[7:] == [["-5", "-5"], ["6", "+1.5e3"], ["7", "plain = text"], ["8", ""],
+                        ["9", "line\n=2"], ["10", "x"]]
+
+
+def test_formulas_kept_when_the_task_says_so(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    target = tmp_path / "k.csv"
+    writer = open_writer("csv", target, ["=id", "text"], replace(OPTIONS, csv_formulas="keep"))
+    writer.write([(1, FORMULAS[0])])
+    writer.close()
+    assert read_back(target) == [["=id", "text"], ["1", FORMULAS[0]]]

@@ -67,18 +67,18 @@ def test_import_maps_every_field(run_cli: Cli, tmp_path: Path) -> None:
         "  'Daily Sales Report' -> daily-sales-report",
         "  'Stock check' -> stock-check",
         "  'Year end' -> year-end",
-        f"  DAILY_SALES_REPORT_DB_URL=postgresql://report:***@db.internal:5432/sales  "
+        f"  DBCRON_SOURCE_DAILY_SALES_REPORT=postgresql://report:***@db.internal:5432/sales  "
         f"(written to {env_file})",
-        f"  YEAR_END_DB_URL=mysql+pymysql://root:***@127.0.0.1/erp  (written to {env_file})",
+        f"  DBCRON_SOURCE_YEAR_END=mysql+pymysql://root:***@127.0.0.1/erp  (written to {env_file})",
     ]
     assert env_file.read_text() == (
-        "DAILY_SALES_REPORT_DB_URL='postgresql://report:s3cr3t@db.internal:5432/sales'\n"
-        "YEAR_END_DB_URL='mysql+pymysql://root:toor@127.0.0.1/erp'\n"
+        "DBCRON_SOURCE_DAILY_SALES_REPORT='postgresql://report:s3cr3t@db.internal:5432/sales'\n"
+        "DBCRON_SOURCE_YEAR_END='mysql+pymysql://root:toor@127.0.0.1/erp'\n"
     )
     assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
 
     daily = json.loads(run_cli("show", "daily-sales-report", "--json").stdout)
-    assert daily["source"] == "${DAILY_SALES_REPORT_DB_URL}"
+    assert daily["source"] == "daily_sales_report"
     assert daily["schedule"] == {"cron": "30 9 * * 1-5", "timezone": "Europe/Berlin"}
     assert daily["export"] == {"formats": ["xlsx", "pdf"], "filename": "daily_sales-{{ today }}"}
     assert daily["email"] == {"to": ["boss@example.com", "cfo@example.com"],
@@ -158,7 +158,7 @@ def test_same_handle_different_databases_get_different_variables(
     env_file = tmp_path / "x.env"
     assert run_cli("import", str(source), "--env-file", str(env_file)).exit_code == 0
     assert env_file.read_text() == (
-        "SALES_REPORT_DB_URL=sqlite:///one.db\nSALES_REPORT_DB_URL_2=sqlite:///two.db\n"
+        "DBCRON_SOURCE_SALES_REPORT=sqlite:///one.db\nDBCRON_SOURCE_SALES_REPORT_2=sqlite:///two.db\n"
     )
 
 
@@ -167,10 +167,10 @@ def test_a_variable_set_to_another_url_is_refused(run_cli: Cli, tmp_path: Path,
     source = tmp_path / "tasks.json"
     source.write_text(json.dumps(LEGACY[2:]))
     env_file = tmp_path / "x.env"
-    env_file.write_text("YEAR_END_DB_URL=postgresql://other:pw@elsewhere/hr\n")
+    env_file.write_text("DBCRON_SOURCE_YEAR_END=postgresql://other:pw@elsewhere/hr\n")
     result = run_cli("import", str(source), "--env-file", str(env_file))
     assert (result.exit_code, result.stderr) == (
-        1, f"Error: {env_file} already sets YEAR_END_DB_URL to another value; remove or "
+        1, f"Error: {env_file} already sets DBCRON_SOURCE_YEAR_END to another value; remove or "
         "rename it there (or pass --env-file) and import again; nothing was changed\n"
     )
     assert "pw" not in result.output

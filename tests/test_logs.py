@@ -235,3 +235,15 @@ def test_subprocess_with_foreign_journal_stream_is_timestamped(tmp_path: Path) -
     assert len(lines) == 3
     assert all(TIMESTAMPED.match(line) for line in lines)
     assert lines[2].endswith("ERROR dbcron.runner: run failed: postgresql://u:***@db/x")
+
+
+def test_log_lines_mask_secrets_by_structure() -> None:
+    # A library logging its config dict, or an ODBC string URL-encoded in a URL.
+    record = _record(logging.ERROR, "connect %r via %s", (
+        {"host": "db", "password": "dict-secret"},
+        "mssql+pyodbc:///?odbc_connect=DSN%3Dx%3BPWD%3Dodbc-secret%3B",
+    ))
+    assert SecretFilter().filter(record)
+    for line in (JsonFormatter(journald=False).format(record), logging.Formatter().format(record)):
+        assert "dict-secret" not in line and "odbc-secret" not in line
+        assert "'password': '***'" in line and "PWD%3D***%3B" in line

@@ -214,15 +214,15 @@ def test_dry_run_statements_roll_back(source: str) -> None:
 
 
 def test_missing_variable_is_named_and_not_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DBCRON_TEST_NO_SUCH_URL", raising=False)
+    monkeypatch.delenv("DBCRON_SOURCE_TEST_NO_SUCH", raising=False)
     with pytest.raises(JobError) as caught:
-        read({"source": "${DBCRON_TEST_NO_SUCH_URL}", "query": "SELECT 1"})
-    assert "DBCRON_TEST_NO_SUCH_URL" in str(caught.value)
+        read({"source": "${DBCRON_SOURCE_TEST_NO_SUCH}", "query": "SELECT 1"})
+    assert "DBCRON_SOURCE_TEST_NO_SUCH" in str(caught.value)
     assert caught.value.retryable is False
 
 
 def test_variables_expand_at_run_time() -> None:
-    env = {"HOST": "db.example", "PW": "s3cret"}
+    env = {"HOST": "db.example", "PW": "s3cret", "DBCRON_ALLOWED_SOURCE_VARS": "HOST,P*"}
     assert expand_source("postgresql://u:${PW}@${HOST}/x", env) == "postgresql://u:s3cret@db.example/x"
     assert expand_source("sqlite:///plain.db", {}) == "sqlite:///plain.db"
 
@@ -239,9 +239,9 @@ PASSWORD = "Sup3r-s3cret"
     ],
 )
 def test_passwords_never_reach_the_error(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DBCRON_TEST_SOURCE", url)
+    monkeypatch.setenv("DBCRON_SOURCE_TEST", url)
     with pytest.raises(JobError) as caught:
-        read({"source": "${DBCRON_TEST_SOURCE}", "query": "SELECT 1"})
+        read({"source": "${DBCRON_SOURCE_TEST}", "query": "SELECT 1"})
     assert PASSWORD not in str(caught.value)
     assert "app:***@" in str(caught.value) or "127.0.0.1" in str(caught.value)
 

@@ -28,7 +28,6 @@ def test_first_task_walkthrough_works_verbatim(tmp_path: Path) -> None:
     )
     (tmp_path / "scripts").symlink_to(ROOT / "scripts")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBCRON_")}
-    env.pop("SALES_DB_URL", None)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=120,

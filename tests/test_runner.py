@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conftest import CALL_MODULES
 from dbcron.daemon.runner import Identity, Runner, backoff
 from dbcron.daemon.worker_pool import WorkerPool
 from dbcron.model import Task
@@ -21,8 +22,8 @@ from dbcron.store import Store, open_store
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[tuple[Store, Runner]]:
-    settings = load_settings(environ={"DBCRON_STATE_DIR": str(tmp_path), "DBCRON_MAX_WORKERS": "3"},
-                             cwd=tmp_path)
+    settings = load_settings(environ={"DBCRON_STATE_DIR": str(tmp_path), "DBCRON_MAX_WORKERS": "3",
+                                      "DBCRON_CALL_MODULES": CALL_MODULES}, cwd=tmp_path)
     store = open_store(settings.store)
     pool = WorkerPool(3)
     runner = Runner(store, settings, pool, Identity("h", 1, "d"), lambda: datetime.now(UTC))

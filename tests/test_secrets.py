@@ -66,3 +66,51 @@ def test_leaves_text_without_secrets_alone(text: str) -> None:
 def test_idempotent(text: str) -> None:
     once = mask_secrets(text)
     assert mask_secrets(once) == once
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("bad config {'host': 'db', 'password': 'hunter2'}",
+         "bad config {'host': 'db', 'password': '***'}"),
+        ('{"user": "u", "db_password": "hun\\"ter2"}', '{"user": "u", "db_password": "***"}'),
+        ("mssql+pyodbc:///?odbc_connect=DRIVER%3D%7Bx%7D%3BUID%3Du%3BPWD%3Dhunter2%3BDB%3Dd",
+         "mssql+pyodbc:///?odbc_connect=DRIVER%3D%7Bx%7D%3BUID%3Du%3BPWD%3D***%3BDB%3Dd"),
+        ("DRIVER={x};UID=u;PWD={pa;ss};DATABASE=d", "DRIVER={x};UID=u;PWD={***};DATABASE=d"),
+    ],
+)
+def test_masks_by_structure(text: str, expected: str) -> None:
+    assert mask_secrets(text) == expected
+
+
+def test_a_remembered_secret_is_masked_only_as_a_whole_token() -> None:
+    from dbcron.secrets import remember
+
+    remember("postgres")
+    text = "postgresql+psycopg://app:***@h: password for postgres refused; mssql+pyodbc ok"
+    assert mask_secrets(text) == (
+        "postgresql+psycopg://app:***@h: password for *** refused; mssql+pyodbc ok"
+    )
+
+
+def test_the_auth_plain_blob_and_base64_password_are_masked() -> None:
+    import base64
+
+    from dbcron.secrets import remember_login
+
+    remember_login("mailer", "Sm7p-secret")
+    blob = base64.b64encode(b"\0mailer\0Sm7p-secret").decode()
+    single = base64.b64encode(b"Sm7p-secret").decode()
+    assert mask_secrets(f"535 5.7.8 rejected {blob} and {single}.") == (
+        "535 5.7.8 rejected *** and ***."
+    )
+
+
+def test_mask_value_masks_password_keys_and_urls() -> None:
+    from dbcron.secrets import mask_value
+
+    assert mask_value({"url": "postgresql://u:pw12@h/d", "Password": "x", "n": 3,
+                       "items": [{"secret": "y"}, "a://b:c@d"]}) == {
+        "url": "postgresql://u:***@h/d", "Password": "***", "n": 3,
+        "items": [{"secret": "***"}, "a://b:***@d"],
+    }

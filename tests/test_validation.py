@@ -16,7 +16,7 @@ BASE: dict[str, Any] = {
     "name": "daily-sales",
     "kind": "report",
     "schedule": {"cron": "0 9 * * mon-fri", "timezone": "Asia/Kolkata"},
-    "source": "${SALES_DB_URL}",
+    "source": "sales",
     "query": "SELECT 1",
 }
 

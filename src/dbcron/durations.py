@@ -10,6 +10,9 @@ _PART = re.compile(r"(\d+)\s*([smhdw])")
 _WHOLE = re.compile(r"\s*(?:\d+\s*[smhdw]\s*)+")
 
 VALID = "a number with a unit s, m, h, d or w, e.g. 30s, 15m, 2h, 1d, 1h30m"
+# Past this, date arithmetic overflows somewhere (timedelta, or a fire time past
+# year 9999); no schedule needs more than a century.
+LONGEST = timedelta(days=36500)
 
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
@@ -21,10 +24,14 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError(f"bad duration {text!r}: must not be negative")
-        return timedelta(seconds=text)
-    if not isinstance(text, str) or not _WHOLE.fullmatch(text.lower()):
+        seconds: float = text
+    elif not isinstance(text, str) or not _WHOLE.fullmatch(text.lower()):
         raise ValueError(f"bad duration {text!r}: expected {VALID}")
-    seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text.lower()))
+    else:
+        seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text.lower()))
+    if not seconds <= LONGEST.total_seconds():  # also NaN
+        shown = text if len(str(text)) <= 40 else str(text)[:37] + "..."
+        raise ValueError(f"bad duration {shown!r}: at most {LONGEST.days}d (100 years)")
     return timedelta(seconds=seconds)
 
 

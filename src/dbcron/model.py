@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,10 +24,11 @@ from pydantic import (
     model_validator,
 )
 
-from dbcron import cells, cron, durations
+from dbcron import cells, cron, durations, sources
 from dbcron.vocabulary import (
     Catchup,
     CsvEncoding,
+    CsvFormulas,
     DstGap,
     DstOverlap,
     Format,
@@ -36,10 +38,10 @@ from dbcron.vocabulary import (
 )
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+EARLIEST_AT_YEAR = 2000
 CONDITION = re.compile(
     r"^\s*(?P<column>[A-Za-z_]\w*)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>[^<>=!\s].*?)\s*$"
 )
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Duration = Annotated[
     timedelta,
@@ -94,6 +96,18 @@ class Schedule(_Strict):
     def _timezone(cls, value: str | None) -> str | None:
         if value is not None:
             check_timezone(value)
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: datetime | None) -> datetime | None:
+        # A one-off that long past never fires and is surely a typo; a recent
+        # past date is left to the catch-up policy (a run missed while down).
+        if value is not None and value.year < EARLIEST_AT_YEAR:
+            raise ValueError(
+                f"{value.date().isoformat()} is before {EARLIEST_AT_YEAR}: the task would never "
+                "run; give the date and time it should run, e.g. 2026-12-01T09:00"
+            )
         return value
 
     @model_validator(mode="after")
@@ -162,6 +176,11 @@ class Csv(_Strict):
 
     encoding: CsvEncoding = "utf-8-sig"
     delimiter: str = Field(",", min_length=1, max_length=1)
+    formulas: CsvFormulas = Field(
+        "escape",
+        description="escape: text starting with = + - @ tab or CR gets a leading ' so a "
+        "spreadsheet shows it instead of running it (OWASP); keep: write it as stored",
+    )
 
     @field_validator("delimiter")
     @classmethod
@@ -188,7 +207,25 @@ class Export(_Strict):
         return list(dict.fromkeys(value))
 
 
-Address = Annotated[str, Field(pattern=r"^[^@\s,;<>\r\n]+@[^@\s,;<>\r\n]+$")]
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
+
+
+def _plain_address(value: str) -> str:
+    # Mail headers may carry RFC 2047 encoded-words, addresses may not: the
+    # sender refuses it at every run, so refuse it once, here.
+    if _ENCODED_WORD.search(value):
+        raise ValueError(
+            f"{value!r} holds an encoded-word (=?charset?q?...?=), which an address cannot "
+            "hold; write the plain address, e.g. boss@example.com"
+        )
+    return value
+
+
+Address = Annotated[
+    str,
+    Field(pattern=r"^[^@\s,;<>\r\n]+@[^@\s,;<>\r\n]+$"),
+    AfterValidator(_plain_address),
+]
 
 
 class Email(_Strict):
@@ -228,7 +265,11 @@ class Task(_Strict):
     enabled: bool = True
     schedule: Schedule
     policy: Policy = Policy()
-    source: str | None = Field(None, description="SQLAlchemy URL, usually ${VAR}")
+    source: str | None = Field(
+        None,
+        description="a named source (sales = $DBCRON_SOURCE_SALES) or a SQLAlchemy URL "
+        "without a password, whose ${VAR} references the operator allowed",
+    )
     query: str | None = None
     statements: list[str] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -250,6 +291,13 @@ class Task(_Strict):
                 f"bad condition {value!r}: use 'rows' (any row returned) or "
                 "'column op value' with op one of < <= > >= == !=, e.g. 'waste_kg > 50'"
             )
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        if value is not None and sources.literal_password(value):
+            raise ValueError(sources.literal_password_message())
         return value
 
     @field_validator("statements")
@@ -278,8 +326,8 @@ class Task(_Strict):
         return self.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
 
     def env_refs(self) -> list[str]:
-        """Environment variables this task reads at run time (`${VAR}` in source)."""
-        return ENV_REF.findall(self.source or "")
+        """Environment variables this task reads at run time (its source's)."""
+        return sources.variables(self.source) if self.source else []
 
 
 def json_schema() -> dict[str, Any]:

@@ -43,11 +43,27 @@ class Settings:
     keep_history_days: int = 90
     keep_output_days: int = 14
     metrics_address: str | None = None
+    allowed_source_vars: str | None = None
+    call_modules: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def pidfile(self) -> Path:
         return self.state_dir / "dbcron.pid"
+
+    @property
+    def source_allowlist(self) -> tuple[str, ...]:
+        """Variables besides DBCRON_SOURCE_* that task sources may read (dbcron.sources)."""
+        from dbcron.sources import parse_allowlist
+
+        return parse_allowlist(self.allowed_source_vars)
+
+    @property
+    def call_allowlist(self) -> tuple[str, ...]:
+        """Module prefixes whose functions call tasks may run (dbcron.callables)."""
+        from dbcron.callables import parse_modules
+
+        return parse_modules(self.call_modules)
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(DBCRON_ name, value with secrets masked, where it came from) for `config`."""
@@ -70,6 +86,11 @@ def env_name(name: str) -> str:
     return "DBCRON_" + name.upper()
 
 
+def _is_setting(key: str) -> bool:
+    # DBCRON_SOURCE_<NAME> variables are named task sources, not settings.
+    return key.startswith("DBCRON_") and not key.startswith("DBCRON_SOURCE_")
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -84,10 +105,10 @@ def load_settings(
         from dotenv import dotenv_values  # only paid for when a .env exists
 
         for key, value in dotenv_values(dotenv).items():
-            if key.startswith("DBCRON_") and value is not None:
+            if _is_setting(key) and value is not None:
                 raw[key[7:].lower()] = (value, f"{dotenv}")
     for key, value in environ.items():
-        if key.startswith("DBCRON_"):
+        if _is_setting(key):
             raw[key[7:].lower()] = (value, "environment")
     for key, value in (overrides or {}).items():
         if value is not None:
@@ -120,13 +141,18 @@ def load_settings(
         values["smtp_port"] = 465
     settings = Settings(**values, sources=sources)
     _check(settings)
+    from dbcron.secrets import remember_login, remember_url
+
+    # From here on, these exact values are masked wherever they are quoted back.
+    remember_login(settings.smtp_user, settings.smtp_password)
+    remember_url(settings.store)
     return settings
 
 
 def load_environment(cwd: Path | None = None) -> None:
     """Put a .env file's variables into the process environment (set ones win).
 
-    Task sources say `${SALES_DB_URL}`; like systemd's EnvironmentFile=, a .env
+    Task sources name `DBCRON_SOURCE_SALES`; like systemd's EnvironmentFile=, a .env
     beside the working directory is where such variables live on a checkout.
     """
     dotenv = (Path.cwd() if cwd is None else cwd) / ".env"
@@ -175,6 +201,14 @@ def _check(settings: Settings) -> None:
         raise SettingsError(
             f"DBCRON_TIMEZONE={settings.timezone!r} is not an IANA zone (e.g. UTC, Europe/London)"
         ) from None
+    from dbcron.callables import parse_modules
+    from dbcron.sources import parse_allowlist
+
+    try:
+        parse_allowlist(settings.allowed_source_vars)
+        parse_modules(settings.call_modules)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     if settings.max_workers < 1:
         raise SettingsError("DBCRON_MAX_WORKERS must be at least 1")
     for name in (

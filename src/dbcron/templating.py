@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dbcron.errors import TemplateError
@@ -59,19 +60,61 @@ def variables(slot: datetime, tz: ZoneInfo, task: str) -> dict[str, Any]:
     }
 
 
+# A subject, a file name, a parameter or a mail body: a million characters is
+# far beyond any of them, and far below what hurts a worker (a 400 MB subject
+# took one to 2.4 GB).
+MAX_OUTPUT = 1_000_000
+
+
+class _Bounded(ImmutableSandboxedEnvironment):
+    """The sandbox, with ``*`` and ``**`` refusing results past MAX_OUTPUT before
+    building them (``{{ 'x' * 400000000 }}`` is a single huge chunk, which no
+    cap on the streamed output could stop in time)."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*" and any(
+            isinstance(seq, str | list | tuple) and isinstance(n, int)
+            and len(seq) * n > MAX_OUTPUT
+            for seq, n in ((left, right), (right, left))
+        ):
+            raise SecurityError(f"the result would exceed {MAX_OUTPUT} items")
+        # A power has about right * bit_length(left) bits; a decimal digit is ~3.3.
+        if (
+            operator == "**" and isinstance(left, int) and isinstance(right, int)
+            and abs(left) > 1 and right * abs(left).bit_length() > 4 * MAX_OUTPUT
+        ):
+            raise SecurityError("the power is too large")
+        return super().call_binop(context, operator, left, right)
+
+
 @cache
 def _environment() -> ImmutableSandboxedEnvironment:
     # No autoescape: the output is a subject, a file name or a SQL parameter,
     # never HTML (the default HTML body has its own escaping environment).
-    return ImmutableSandboxedEnvironment(
+    return _Bounded(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
+
+
+def _bounded_render(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
+    """Render chunk by chunk, stopping as soon as the output passes MAX_OUTPUT
+    (a loop of 100,000 x 100,000 iterations is stopped, not run to the end)."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(variables):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise SecurityError(f"the output exceeds {MAX_OUTPUT} characters")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def render(template: str, variables: Mapping[str, Any], what: str = "template") -> str:
     """Render one template; any problem is a TemplateError naming ``what`` and the template."""
     try:
-        return _environment().from_string(template).render(variables)
+        return _bounded_render(_environment().from_string(template), variables)
     except jinja2.TemplateSyntaxError as exc:
         problem = f"syntax error on line {exc.lineno}: {exc.message}"
     except jinja2.UndefinedError as exc:

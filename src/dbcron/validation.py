@@ -109,6 +109,28 @@ def _kind(value: Any) -> str:
 
 
 def missing_env(task: Task, environ: Mapping[str, str] | None = None) -> list[str]:
-    """`${VAR}` references not set now: a warning at validation, an error at run time."""
+    """Source variables not set now: a warning at validation, an error at run time."""
     environ = os.environ if environ is None else environ
     return [var for var in task.env_refs() if var not in environ]
+
+
+def not_allowed(
+    items: list[tuple[str, Any]],
+    tasks: list[Task],
+    source_vars: tuple[str, ...],
+    call_modules: tuple[str, ...],
+) -> list[str]:
+    """What the operator did not allow (source variables, call modules), one line per
+    problem, naming where each task came from (``items`` and ``tasks`` in one order)."""
+    from dbcron.callables import refusal
+    from dbcron.sources import problems
+
+    found = []
+    for (origin, _), task in zip(items, tasks, strict=True):
+        label = f"{origin}: task '{task.name}'"
+        if task.source:
+            found += [f"{label}: source: {p}" for p in problems(task.source, source_vars)]
+        refused = refusal(task.call, call_modules) if task.call else None
+        if refused:
+            found.append(f"{label}: call: {refused}")
+    return found

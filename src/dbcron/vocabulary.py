@@ -18,6 +18,8 @@ Overlap = Literal["skip", "queue", "allow"]
 DstGap = Literal["shift", "skip"]
 DstOverlap = Literal["first", "both"]
 CsvEncoding = Literal["utf-8-sig", "utf-8", "utf-16", "cp1252", "latin-1"]
+# CSV text cells that a spreadsheet would run as a formula: escaped, or kept as stored.
+CsvFormulas = Literal["escape", "keep"]
 
 RunStatus = Literal[
     "running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed"

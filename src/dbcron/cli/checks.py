@@ -18,14 +18,20 @@ def test_email(app: App, address: str) -> None:
 
 
 @click.command(name="test-source")
-@click.argument("target", metavar="NAME|URL")
+@click.argument("target", metavar="TASK|SOURCE|URL")
 @pass_app
 def test_source(app: App, target: str) -> None:
-    """Connect to a task's source (or a URL), run SELECT 1 and name the server."""
-    from dbcron.services.checks import check_source
+    """Connect to a task's source, a named source (sales = DBCRON_SOURCE_SALES) or a URL,
+    run SELECT 1, name the server and warn when the login can write."""
+    import os
 
-    if "://" in target or "${" in target:
-        click.echo(check_source(target, app.settings))
+    from dbcron.services.checks import check_source
+    from dbcron.sources import NAME, source_variable
+
+    settings = app.settings  # loads .env, where named sources usually live
+    named = NAME.match(target) is not None and source_variable(target) in os.environ
+    if "://" in target or "${" in target or named:
+        click.echo(check_source(target, settings))
         return
     from dbcron.errors import TaskNotFound
 

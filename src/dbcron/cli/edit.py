@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dbcron.cli.app import App, confirm_or_yes, pass_app
 from dbcron.vocabulary import FORMATS, KINDS
+
+if TYPE_CHECKING:
+    from dbcron.settings import Settings
 
 
 def _print_warnings(warnings: list[str]) -> None:
@@ -25,8 +28,7 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
     """Create or update the tasks declared in YAML files or directories."""
     from dbcron.services import tasks
 
-    app.settings  # noqa: B018 (reads .env, which may set the ${VAR}s the tasks name)
-    checked = tasks.check_paths(paths)
+    checked = tasks.check_paths(paths, app.settings)
     _print_warnings(checked.warnings)
     if prune:
         doomed = tasks.prune_candidates(app.store, checked.names)
@@ -47,13 +49,15 @@ def apply(app: App, paths: tuple[str, ...], prune: bool, yes: bool) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-def validate(paths: tuple[str, ...]) -> None:
+@pass_app
+def validate(app: App, paths: tuple[str, ...]) -> None:
     """Check task files without touching the store."""
     from dbcron.services import tasks
     from dbcron.settings import load_environment
 
     load_environment()  # a ${VAR} that ./.env sets is set for the daemon started here too
-    checked = tasks.check_paths(paths)
+    # The settings (and .env) say which source variables tasks may read.
+    checked = tasks.check_paths(paths, app.settings)
     _print_warnings(checked.warnings)
     click.echo(f"{len(checked.definitions)} task(s) valid: {', '.join(checked.names)}")
 
@@ -62,7 +66,8 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
     # (flag, question, kinds it applies to; empty: every kind, never required)
     ("name", "Task name (a-z, 0-9, - and _)", {"report", "sql", "alert", "call"}),
     ("description", "Description", set()),
-    ("source", "Database URL or ${VAR} reference", {"report", "sql", "alert"}),
+    ("source", "Source name (e.g. sales for DBCRON_SOURCE_SALES) or URL without password",
+     {"report", "sql", "alert"}),
     ("query", "Query (SQL)", {"report", "alert"}),
     ("statement", "SQL statement", {"sql"}),
     ("condition", "Condition ('rows' or 'column op value')", {"alert"}),
@@ -81,7 +86,8 @@ _PROMPTS: list[tuple[str, str, set[str]]] = [
 @click.option("--every", help="Interval, e.g. 30m.")
 @click.option("--at", "at_", metavar="ISO", help="One-off time, e.g. 2026-12-01T09:00.")
 @click.option("--timezone", help="IANA zone of the schedule (default DBCRON_TIMEZONE).")
-@click.option("--source", help="Database URL, best as ${VAR} from the environment.")
+@click.option("--source", help="A named source (sales reads DBCRON_SOURCE_SALES) or a URL "
+              "without a password.")
 @click.option("--query", help="SQL query (report, alert).")
 @click.option("--statement", multiple=True, help="SQL statement (sql task); repeatable.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
@@ -101,7 +107,7 @@ def add(app: App, /, from_file: str | None, **flags: Any) -> None:
     from dbcron.services import tasks
 
     if from_file:
-        checked = tasks.check_paths([from_file])
+        checked = tasks.check_paths([from_file], app.settings)
         exists = set(checked.names) & set(app.store.tasks.names())
         if exists:
             raise click.ClickException(
@@ -109,8 +115,8 @@ def add(app: App, /, from_file: str | None, **flags: Any) -> None:
             )
         tasks.apply(app.store, checked, app.now())
     else:
-        data = _gather(flags, interactive=sys.stdin.isatty())
-        checked = tasks.add(app.store, data, "add", app.now())
+        data = _gather(flags, app.settings, interactive=sys.stdin.isatty())
+        checked = tasks.add(app.store, data, "add", app.now(), app.settings)
     _print_warnings(checked.warnings)
     click.echo(f"added {', '.join(checked.names)}")
     app.changed()
@@ -130,7 +136,7 @@ _FIELD_PROMPTS = {
 }
 
 
-def _gather(flags: dict[str, Any], interactive: bool) -> dict[str, Any]:
+def _gather(flags: dict[str, Any], settings: Settings, interactive: bool) -> dict[str, Any]:
     """Task data from flags, prompting for the missing ones on a terminal.
 
     On a terminal a bad answer is asked again, with the problem shown, keeping
@@ -158,7 +164,7 @@ def _gather(flags: dict[str, Any], interactive: bool) -> dict[str, Any]:
     while True:
         data = _task_data(answers)
         try:
-            tasks.check_items([("add", data)])
+            tasks.check_items([("add", data)], settings)
             return data
         except InvalidTask as exc:
             fields = [_prompt_key(problem) for problem in exc.problems]
@@ -267,7 +273,7 @@ def edit(app: App, name: str) -> None:
     import yaml
 
     from dbcron.services import tasks
-    from dbcron.services.task_files import dump_yaml
+    from dbcron.services.task_files import dump_yaml, load_yaml
 
     original = dump_yaml(tasks.get(app.existing_store, name).data)
     edited = click.edit(original, extension=".yaml")
@@ -275,12 +281,14 @@ def edit(app: App, name: str) -> None:
         click.echo("no change")
         return
     try:
-        data = yaml.safe_load(edited)
+        data = load_yaml(edited)
     except yaml.YAMLError as exc:
         raise click.ClickException(
             f"edited task '{name}': invalid YAML, nothing saved: {exc}"
         ) from None
-    result = tasks.replace(app.existing_store, name, data, app.now())
+    result = tasks.replace(
+        app.existing_store, name, data, app.now(), app.settings
+    )
     if result.changed:
         click.echo(f"updated {name}")
         app.changed()

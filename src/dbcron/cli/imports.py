@@ -35,7 +35,9 @@ def import_(app: App, file: Path, env_file: Path, timezone: str | None) -> None:
     else:
         timezone = imports.host_timezone(os.environ)
         zone = f"{timezone}, this host's timezone, as the old tool used (--timezone to change)"
-    outcome = imports.import_file(lambda: app.store, file, env_file, app.now(), timezone)
+    outcome = imports.import_file(
+        lambda: app.store, file, env_file, app.now(), timezone, app.settings
+    )
     for line in outcome.warnings:
         click.echo(f"warning: {line}", err=True)
     result = outcome.result

@@ -64,9 +64,26 @@ class _Loaded:
 
 
 def _lock(path: Path, what: str) -> int:
-    """Hold an exclusive lock on `path` for the daemon's life; it says who holds it."""
+    """Hold an exclusive lock on `path` for the daemon's life; it says who holds it.
+
+    The file is 0600 and must belong to this user: flock needs only an open file,
+    so another local user who could open it (a 0644 pidfile) or who made it
+    (in a directory open to them) could hold the lock and keep the daemon from
+    starting.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise DaemonError(f"cannot open the lock file {path}: {exc.strerror}") from None
+    owner = os.fstat(fd).st_uid
+    if owner != os.geteuid():
+        os.close(fd)
+        raise DaemonError(
+            f"the lock file {path} belongs to uid {owner}, not to this user (uid "
+            f"{os.geteuid()}): another user could hold it; remove it and start again"
+        )
+    os.fchmod(fd, 0o600)  # one made 0644 by an older version
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -6,7 +6,9 @@ import importlib
 import json
 from typing import Any
 
+from dbcron.callables import refusal
 from dbcron.jobs.types import JobError, JobRequest, JobResult
+from dbcron.secrets import mask_value
 
 
 def resolve(path: str) -> Any:
@@ -27,6 +29,10 @@ def resolve(path: str) -> Any:
 def run_call(request: JobRequest) -> JobResult:
     task = request.task
     assert task.call is not None  # the model requires it of a call task
+    # Before importing: importing a module already runs its code.
+    refused = refusal(task.call, request.settings.call_allowlist)
+    if refused:
+        raise JobError(refused, retryable=False)
     func = resolve(task.call)
     value = func(*task.args, **task.kwargs)
     try:
@@ -34,4 +40,5 @@ def run_call(request: JobRequest) -> JobResult:
     except (TypeError, ValueError):
         # The run still succeeded; only its return value cannot be stored as JSON.
         value = repr(value)
-    return JobResult("succeeded", result=value, summary="called " + task.call)
+    # The value is stored and shown by history: it may hold a URL or a password.
+    return JobResult("succeeded", result=mask_value(value), summary="called " + task.call)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from dbcron.jobs.export._files import DIR_MODE
 from dbcron.jobs.mail.delivery import attached_names, compose, deliver, mail_domain, recipients
 from dbcron.jobs.mail.send import OutboxMailer, make_message_id, render_default_body
 from dbcron.jobs.types import JobError, JobRequest, JobResult
@@ -140,6 +141,7 @@ def _plan(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) ->
         },
         csv_encoding=export.csv.encoding if export else "utf-8-sig",
         csv_delimiter=export.csv.delimiter if export else ",",
+        csv_formulas=export.csv.formulas if export else "escape",
     )
     return _Plan(
         task=task,
@@ -287,7 +289,7 @@ def _output_dir(request: JobRequest, name: str) -> Path:
     else:
         path = request.settings.output_dir / name
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except OSError as exc:
         raise JobError(f"cannot create the output directory {path}: {exc.strerror}") from None
     return path

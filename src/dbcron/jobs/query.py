@@ -1,7 +1,8 @@
 """Run a task's SQL against its source: streamed reads, guarded writes.
 
-- The source URL is expanded (``${VAR}`` from the environment) at run time,
-  so secrets never enter the store; every message is password-masked.
+- The source URL is resolved at run time from what the operator configured
+  (``dbcron.sources``), so secrets never enter the store; every message is
+  password-masked.
 - Parameters are rendered by the templating sandbox and *bound*, never pasted.
 - ``report``/``alert`` queries run read-only where the database enforces it
   (PostgreSQL and MariaDB read-only transactions, SQLite ``query_only``).
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dbcron.jobs.types import JobError
-from dbcron.secrets import mask_secrets
+from dbcron.secrets import mask_secrets, remember, remember_url
 from dbcron.templating import render_params
 
 if TYPE_CHECKING:
@@ -33,9 +34,8 @@ if TYPE_CHECKING:
     from dbcron.model import Task
 
 BATCH_ROWS = 5000
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # How each database words "you may not write here" and "your time is up".
-_READ_ONLY = re.compile(r"read[- ]?only", re.IGNORECASE)
+_READ_ONLY = re.compile(r"read[- ]?only|not authorized|authorization denied", re.IGNORECASE)
 _TIMED_OUT = re.compile(
     r"statement timeout|max_statement_time|max_execution_time|interrupted", re.IGNORECASE
 )
@@ -56,17 +56,16 @@ class QueryStream:
 
 
 def expand_source(source: str, environ: Mapping[str, str] | None = None) -> str:
-    """``${VAR}`` -> its value; a missing variable is a non-retryable JobError naming it."""
-    env = os.environ if environ is None else environ
-    missing = [name for name in _ENV_REF.findall(source) if name not in env]
-    if missing:
-        names = ", ".join(dict.fromkeys(missing))
-        raise JobError(
-            f"the source needs the environment variable {names}, which is not set "
-            "(set it in the daemon's environment or .env)",
-            retryable=False,
-        )
-    return _ENV_REF.sub(lambda m: env[m.group(1)], source)
+    """The task's source as a URL (see dbcron.sources); a refused or missing variable
+    is a non-retryable JobError saying what to set."""
+    from dbcron.sources import SourceError, resolve
+
+    try:
+        url = resolve(source, os.environ if environ is None else environ)
+    except SourceError as exc:
+        raise JobError(str(exc), retryable=False) from None
+    remember_url(url)
+    return url
 
 
 def engine_for(url: str) -> Engine:
@@ -87,10 +86,21 @@ def _create_engine(url: str) -> Engine:
         # pre_ping: a pooled connection the server closed overnight is replaced
         # instead of failing the morning's report.
         return create_engine(url, pool_pre_ping=True)
+    except ValueError:
+        raise JobError(unparsable(url), retryable=False) from None
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise JobError(
             mask_secrets(f"cannot use the source {url}: {exc}"), retryable=False
         ) from None
+
+
+def unparsable(url: str) -> str:
+    """The URL parser's own message quotes a piece of the URL (part of a password
+    holding an unescaped "@" or ":"), which no mask can recognise: say what to fix."""
+    return mask_secrets(
+        f"cannot parse the source URL {url}: characters such as @ : / # in the user "
+        "or password must be URL-encoded (%40 %3A %2F %23)"
+    )
 
 
 def dispose_engines() -> None:
@@ -310,16 +320,34 @@ def _sqlite(conn: Connection, timeout: float, read_only: bool) -> Iterator[None]
     raw.set_progress_handler(_past(deadline), 10_000)
     if read_only:
         conn.exec_driver_sql("PRAGMA query_only = ON")
+        raw.set_authorizer(_only_reading)
     try:
         yield
     finally:
         with _invalidate_on_error(conn):
+            if read_only:
+                raw.set_authorizer(None)  # before our own PRAGMA; the connection is pooled
             if conn.in_transaction() and read_only:
                 conn.rollback()
             raw.set_progress_handler(None, 0)
             if read_only:
                 conn.exec_driver_sql("PRAGMA query_only = OFF")
                 conn.commit()
+
+
+def _only_reading(action: int, *_: object) -> int:
+    """SQLite authorizer for report and alert queries: reading and functions only.
+
+    query_only stops writes to the database, but not PRAGMA journal_mode=WAL
+    (changes the file's mode for every user), ATTACH (opens or creates any file
+    the daemon's user can reach) or VACUUM INTO (writes one): each is denied
+    when the statement is prepared.
+    """
+    import sqlite3
+
+    allowed = (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+               sqlite3.SQLITE_RECURSIVE)
+    return sqlite3.SQLITE_OK if action in allowed else sqlite3.SQLITE_DENY
 
 
 @contextlib.contextmanager
@@ -398,13 +426,12 @@ def describe_error(what: str, exc: Exception, url: str) -> str:
 
 
 def hide_password(text: str, url: str) -> str:
-    """Mask URL passwords and, in case a driver quoted it bare, the source's password itself."""
+    """Mask URL passwords and, where a driver quoted it bare, the source's password itself."""
     from sqlalchemy.engine import make_url
 
+    remember_url(url)
     with contextlib.suppress(Exception):
-        password = make_url(url).password
-        if password:
-            text = text.replace(str(password), "***")
+        remember(str(make_url(url).password or ""))
     return mask_secrets(text)
 
 

@@ -109,7 +109,7 @@ def check_source(target: str | Mapping[str, Any], settings: Settings) -> str:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
 
-    from dbcron.jobs.query import describe_error, expand_source, hide_password
+    from dbcron.jobs.query import describe_error, expand_source, hide_password, unparsable
     from dbcron.jobs.types import JobError
 
     if isinstance(target, Mapping):
@@ -126,6 +126,8 @@ def check_source(target: str | Mapping[str, Any], settings: Settings) -> str:
         raise CheckFailed(str(exc)) from None
     except CheckFailed:
         raise
+    except ValueError:
+        raise CheckFailed(unparsable(url)) from None
     except Exception as exc:  # a bad URL or a driver that is not installed
         raise CheckFailed(hide_password(f"cannot use the source {url}: {exc}", url)) from None
     shown = hide_password(engine.url.render_as_string(hide_password=True), url)
@@ -134,13 +136,77 @@ def check_source(target: str | Mapping[str, Any], settings: Settings) -> str:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1").scalar()
             server = _server(conn)
+            took = (time.monotonic() - started) * 1000
+            powers = _write_powers(conn)
     except SQLAlchemyError as exc:
         message = describe_error("connecting", exc, url)
         raise CheckFailed(_with_hint(message, _SOURCE_HINTS)) from None
     finally:
         engine.dispose()
-    took = (time.monotonic() - started) * 1000
-    return f"{shown}: connected to {server}, SELECT 1 in {took:.0f} ms"
+    report = f"{shown}: connected to {server}, SELECT 1 in {took:.0f} ms"
+    if powers:
+        report += (
+            f"\nwarning: this login can change the server ({'; '.join(powers)}); "
+            "report and alert tasks are only as read-only as their login: give them a "
+            "role that can only read (docs/security.md)"
+        )
+    return report
+
+
+# PostgreSQL: what lets a login write, kill or reach files despite a read-only
+# transaction (lo_export, pg_terminate_backend, pg_read_file need these).
+_PG_POWERS = """
+SELECT r.rolsuper,
+       pg_has_role(current_user, 'pg_write_server_files', 'MEMBER'),
+       pg_has_role(current_user, 'pg_read_server_files', 'MEMBER'),
+       pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER'),
+       pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'),
+       has_database_privilege(current_database(), 'CREATE'),
+       EXISTS (SELECT 1 FROM pg_namespace n WHERE has_schema_privilege(n.oid, 'CREATE')
+               AND left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'),
+       EXISTS (SELECT 1 FROM information_schema.table_privileges
+               WHERE grantee IN (current_user, 'PUBLIC')
+               AND table_schema NOT IN ('pg_catalog', 'information_schema')
+               AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'))
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+_PG_LABELS = (
+    "superuser", "member of pg_write_server_files", "member of pg_read_server_files",
+    "member of pg_execute_server_program", "member of pg_signal_backend",
+    "CREATE on the database", "CREATE in a schema", "INSERT/UPDATE/DELETE/TRUNCATE on tables",
+)
+# MariaDB/MySQL privileges beyond reading (FILE: INTO OUTFILE; SUPER, CONNECTION
+# ADMIN: KILL of other sessions).
+_MYSQL_WRITE = frozenset({
+    "ALL PRIVILEGES", "SUPER", "FILE", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP",
+    "ALTER", "INDEX", "CREATE VIEW", "CREATE ROUTINE", "ALTER ROUTINE", "EXECUTE", "EVENT",
+    "TRIGGER", "CREATE TEMPORARY TABLES", "LOCK TABLES", "CONNECTION ADMIN", "CREATE USER",
+    "PROCESS", "RELOAD", "SHUTDOWN", "GRANT OPTION",
+})
+
+
+def _write_powers(conn: Connection) -> list[str]:
+    """What the login may do beyond reading; SQLite reports are held read-only by
+    an authorizer (jobs.query), so only the servers are asked."""
+    import re
+
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        row = conn.exec_driver_sql(_PG_POWERS).one()
+        if row[0]:
+            return ["superuser"]
+        return [label for label, held in zip(_PG_LABELS, row, strict=True) if held]
+    if dialect == "mysql":
+        found: list[str] = []
+        for (grant,) in conn.exec_driver_sql("SHOW GRANTS"):
+            match = re.match(r"GRANT (.+?) ON (\S+)", str(grant))
+            if match:
+                privileges = [p.strip().upper() for p in match.group(1).split(",")]
+                found += [f"{p} on {match.group(2)}" for p in privileges if p in _MYSQL_WRITE]
+            if "WITH GRANT OPTION" in str(grant).upper():
+                found.append("GRANT OPTION")
+        return list(dict.fromkeys(found))
+    return []
 
 
 def _refuse_new_sqlite_file(url: str) -> None:

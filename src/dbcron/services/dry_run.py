@@ -54,8 +54,12 @@ def dry_run_task(
     to: Sequence[str],
     timeout: float,
 ) -> JobResult:
-    """Run the task for ``slot`` as a dry run; a ``call`` task is described, not called."""
-    from dbcron.jobs import execute
+    """Run the task for ``slot`` as a dry run; a ``call`` task is described, not called.
+
+    It runs in a worker process, as a real run does, so the task's timeout stops
+    it for real: a runaway template or export must not hold the terminal.
+    """
+    from dbcron.daemon.worker_pool import TimedOut, WorkerPool
     from dbcron.jobs.types import JobRequest, JobResult
 
     if task.kind == "call":
@@ -71,7 +75,15 @@ def dry_run_task(
         out_dir=out_dir,
         to=tuple(to),
     )
-    return execute(request)
+    pool = WorkerPool(1, settings.log_level, settings.log_format)
+    try:
+        return pool.run(request, timeout)
+    except TimedOut:
+        return JobResult(
+            "failed", error=f"the dry run was stopped at the task's timeout ({timeout:g}s)"
+        )
+    finally:
+        pool.close(kill_busy=True)
 
 
 def dry_run(

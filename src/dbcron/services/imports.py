@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from dbcron.errors import ImportFileError, InvalidTask
 from dbcron.secrets import mask_secrets
 from dbcron.services import legacy
 from dbcron.services.tasks import check_items
+from dbcron.settings import Settings
 from dbcron.store import ApplyResult, Store
 
 
@@ -42,16 +44,17 @@ def host_timezone(environ: Mapping[str, str], localtime: Path = Path("/etc/local
 
 
 def import_file(
-    store: Callable[[], Store], path: Path, env_file: Path, now: datetime, timezone: str
+    store: Callable[[], Store], path: Path, env_file: Path, now: datetime, timezone: str,
+    settings: Settings,
 ) -> ImportOutcome:
     """Validate everything first; only then write the env file and open the store
     (`store` is called then, so bad input does not even create one)."""
     converted = legacy.convert(path, legacy.read(path), timezone)
     try:
-        checked = check_items(converted.items)
+        checked = check_items(converted.items, settings)
     except InvalidTask as exc:
         raise ImportFileError("\n".join(exc.problems)) from None
-    written = _append_env(env_file, converted.env)
+    written, narrowed = _append_env(env_file, converted.env)
     opened = store()
     # A task already in the store keeps its enabled flag: importing the file again
     # must not switch on a task someone disabled by hand (nor off one enabled).
@@ -69,16 +72,29 @@ def import_file(
     ]
     # The URLs are now in env_file; those warnings would only confuse.
     warnings = [w for w in checked.warnings if not any(v in w for v in converted.env)]
+    if narrowed:
+        warnings.append(
+            f"{env_file} was open to {narrowed}; it now holds passwords, so its mode "
+            f"is now {oct(ENV_MODE_MAX)[2:].zfill(4)} at most"
+        )
     env_lines = [(var, mask_secrets(url)) for var, url in converted.env.items() if var in written]
     return ImportOutcome(result, renamed, env_lines, warnings)
 
 
-def _append_env(env_file: Path, env: dict[str, str]) -> list[str]:
-    """Add the VAR=url lines not there yet; returns the variables written.
+# An env file may be shared with the daemon's group (root:dbcron 0640, as
+# systemd's EnvironmentFile= wants), never with other users, never writable by
+# the group.
+ENV_MODE_MAX = 0o640
+
+
+def _append_env(env_file: Path, env: dict[str, str]) -> tuple[list[str], str]:
+    """Add the VAR=url lines not there yet; returns the variables written and, when
+    an existing file was open to more than ENV_MODE_MAX, to whom ("others").
 
     A variable the file already sets to another value is an error, raised before
     anything is written: the task would otherwise read some other database.
-    The file holds passwords, so it is created 0600.
+    The file holds passwords, so it is created 0600, and an existing one is
+    narrowed to ENV_MODE_MAX before a password goes in.
     """
     existing = env_file.read_text(encoding="utf-8") if env_file.exists() else ""
     present: dict[str, str | None] = {}
@@ -97,13 +113,18 @@ def _append_env(env_file: Path, env: dict[str, str]) -> list[str]:
         )
     lines = [f"{var}={_quote(url)}\n" for var, url in env.items() if var not in present]
     if not lines:
-        return []
-    fd = os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return [], ""
+    fd = os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    narrowed = ""
+    if mode & ~ENV_MODE_MAX:
+        os.fchmod(fd, mode & ENV_MODE_MAX)
+        narrowed = "other users" if mode & 0o007 else "its group for writing"
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         if existing and not existing.endswith("\n"):
             handle.write("\n")
         handle.writelines(lines)
-    return [var for var in env if var not in present]
+    return [var for var in env if var not in present], narrowed
 
 
 _PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:,+=%")

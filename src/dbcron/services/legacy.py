@@ -2,7 +2,8 @@
 
 The old tool kept APScheduler-style schedule fields and a database URL with
 its password in each task. URLs do not enter the store: each distinct URL
-becomes one `${VAR}` reference, and the `VAR=url` lines are handed back for the
+becomes one named source (`source: daily_sales`, read from
+`DBCRON_SOURCE_DAILY_SALES`), and the `VAR=url` lines are handed back for the
 environment file. Counters, timestamps and the last error are kept as the
 task's `imported` facts, shown by `manage-tasks show`.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from dbcron.errors import ImportFileError
 from dbcron.secrets import mask_secrets
+from dbcron.sources import source_variable
 
 _STAT_FIELDS = ("task_id", "database_type", "created_at", "last_run", "next_run",
                 "run_count", "error_count", "last_error", "excel_path", "pdf_path")
@@ -85,15 +87,12 @@ def convert(path: Path, entries: list[Any], timezone: str) -> Imported:
             continue
         url = entry.get("database_url")
         if url:
-            var = url_vars.get(url)
-            if var is None:
-                base = re.sub(r"[^A-Z0-9]+", "_", name.upper()) + "_DB_URL"
-                var, n = base, 2
-                while var in out.env:  # "Sales Report" and "sales_report": two databases
-                    var, n = f"{base}_{n}", n + 1
-                url_vars[url] = var
-                out.env[var] = str(url)
-            data["source"] = "${" + var + "}"
+            source = url_vars.get(url)
+            if source is None:
+                source = _source_name(name, out.env)
+                url_vars[url] = source
+                out.env[source_variable(source)] = str(url)
+            data["source"] = source
         else:
             problems.append(f"{where}: database_url: missing; every task needs its database")
             continue
@@ -106,6 +105,16 @@ def convert(path: Path, entries: list[Any], timezone: str) -> Imported:
     if problems:
         raise ImportFileError("\n".join(problems))
     return out
+
+
+def _source_name(task_name: str, taken: Mapping[str, str]) -> str:
+    """A named source for the task's database, unique among those already made."""
+    base = re.sub(r"[^a-z0-9]+", "_", task_name).strip("_")
+    base = base if base[:1].isalpha() else f"db_{base}"
+    name, n = base, 2
+    while source_variable(name) in taken:  # "Sales Report" and "sales_report": two databases
+        name, n = f"{base}_{n}", n + 1
+    return name
 
 
 def _task(entry: Mapping[str, Any], name: str, title: str) -> dict[str, Any]:

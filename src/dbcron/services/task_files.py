@@ -12,6 +12,69 @@ from dbcron.errors import InvalidTask
 
 SUFFIXES = (".yaml", ".yml")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
+# Values that aliases may add beyond those written: plenty for sharing a block
+# of params between tasks, far below the billions a 600-byte alias bomb makes.
+MAX_ALIAS_EXPANSION = 100_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _TaskLoader(_Loader):  # type: ignore[misc,valid-type]
+    """Safe loading that refuses duplicate keys (YAML says last wins: a second
+    `kind:` silently changed what a task does), naming both lines."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                if key in lines:
+                    raise yaml.constructor.ConstructorError(
+                        None, None,
+                        f"duplicate key {key!r} (first on line {lines[key]}); "
+                        "a key may appear once in a mapping",
+                        key_node.start_mark,
+                    )
+                lines[key] = line
+        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return result
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded (memoised on
+    the shared nodes, so the count itself costs only the nodes written)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a recursive alias counts once instead of looping
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded(k, sizes) + _expanded(v, sizes) for k, v in node.value)
+    sizes[id(node)] = size
+    return size
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load, refusing alias bombs and duplicate keys (yaml.YAMLError)."""
+    loader = _TaskLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+        extra = _expanded(node, sizes) - len(sizes)
+        if extra > MAX_ALIAS_EXPANSION:
+            raise yaml.YAMLError(
+                f"aliases (*name) expand to more than {MAX_ALIAS_EXPANSION:,} extra values; "
+                "write the values out or use fewer nested aliases"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:
@@ -34,14 +97,17 @@ def read_documents(files: Iterable[Path]) -> list[tuple[str, Any]]:
     problems: list[str] = []
     for path in files:
         try:
-            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+            doc = load_yaml(path.read_text(encoding="utf-8"))
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             problems.append(f"{path}: {where}invalid YAML: {exc.problem}")
             continue
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{path}: cannot read: {exc}")
+            continue
+        except yaml.YAMLError as exc:
+            problems.append(f"{path}: invalid YAML: {exc}")
             continue
         if isinstance(doc, dict) and set(doc) == {"tasks"}:
             if not isinstance(doc["tasks"], list):

@@ -36,13 +36,19 @@ class Checked:
         return [d["name"] for d in self.definitions]
 
 
-def check_items(items: Iterable[tuple[str, Any]]) -> Checked:
-    """Validate (origin, data) pairs; a missing ${VAR} is only a warning until run time."""
-    from dbcron.validation import missing_env, parse_tasks
+def check_items(items: Iterable[tuple[str, Any]], settings: Settings) -> Checked:
+    """Validate (origin, data) pairs against the model and what the operator allows
+    (source variables, call modules); an unset source variable is only a warning
+    until run time."""
+    from dbcron.validation import missing_env, not_allowed, parse_tasks
 
+    items = list(items)
     tasks = parse_tasks(items)
+    refused = not_allowed(items, tasks, settings.source_allowlist, settings.call_allowlist)
+    if refused:
+        raise InvalidTask(refused)
     warnings = [
-        f"{t.name}: ${{{var}}} is not set in this environment; the task fails at run time "
+        f"{t.name}: {var} is not set in this environment; the task fails at run time "
         "unless the daemon's environment sets it"
         for t in tasks
         for var in missing_env(t)
@@ -50,13 +56,13 @@ def check_items(items: Iterable[tuple[str, Any]]) -> Checked:
     return Checked([t.to_data() for t in tasks], warnings)
 
 
-def check_paths(paths: Iterable[str]) -> Checked:
+def check_paths(paths: Iterable[str], settings: Settings) -> Checked:
     from dbcron.services.task_files import expand, read_documents
 
     files = expand(paths)
     if not files:
         raise InvalidTask([f"no task files (*.yaml, *.yml) in {', '.join(map(str, paths))}"])
-    return check_items(read_documents(files))
+    return check_items(read_documents(files), settings)
 
 
 def prune_candidates(store: Store, keep: Iterable[str]) -> list[str]:
@@ -67,8 +73,10 @@ def apply(store: Store, checked: Checked, now: datetime, prune: bool = False) ->
     return store.tasks.upsert(checked.definitions, now, prune=prune)
 
 
-def add(store: Store, data: Mapping[str, Any], origin: str, now: datetime) -> Checked:
-    checked = check_items([(origin, data)])
+def add(
+    store: Store, data: Mapping[str, Any], origin: str, now: datetime, settings: Settings
+) -> Checked:
+    checked = check_items([(origin, data)], settings)
     name = checked.names[0]
     if store.tasks.get(name) is not None:
         raise DbcronError(
@@ -79,10 +87,12 @@ def add(store: Store, data: Mapping[str, Any], origin: str, now: datetime) -> Ch
     return checked
 
 
-def replace(store: Store, name: str, data: Any, now: datetime) -> ApplyResult:
+def replace(
+    store: Store, name: str, data: Any, now: datetime, settings: Settings
+) -> ApplyResult:
     """Save an edited definition of `name` (the name itself cannot change)."""
     get(store, name)
-    checked = check_items([(f"edited task '{name}'", data)])
+    checked = check_items([(f"edited task '{name}'", data)], settings)
     if checked.names[0] != name:
         raise InvalidTask(
             [f"name: renaming '{name}' to '{checked.names[0]}' is not supported; "

@@ -56,6 +56,8 @@ class ExportOptions:
     columns: Mapping[str, ColumnStyle] = field(default_factory=dict)
     csv_encoding: str = "utf-8-sig"
     csv_delimiter: str = ","
+    # CSV cells that would run as spreadsheet formulas: "escape" or "keep" them.
+    csv_formulas: str = "escape"
 
     def styles(self, columns: Sequence[str]) -> list[ColumnStyle]:
         """The style of each result column, in order (plain where the task names none)."""

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
+
+# Reports hold query results: readable by the daemon's group (the operator's
+# readers) at most, never by others, and never more than the umask allows.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def open_private(path: Path, exclusive: bool = False) -> int:
+    """Open ``path`` for writing with at most FILE_MODE (and the umask): a new file
+    gets FILE_MODE less the umask from the kernel; one left over (by a crash) is
+    truncated and narrowed to FILE_MODE, so it cannot stay 0644."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | (os.O_EXCL if exclusive else 0)
+    fd = os.open(path, flags, FILE_MODE)
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode & ~FILE_MODE:
+        os.fchmod(fd, mode & FILE_MODE)
+    return fd
 
 
 class AtomicFile:
@@ -19,7 +37,7 @@ class AtomicFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.part = path.with_name(f".{path.name}.part")
-        self.file: BinaryIO = open(self.part, "wb")  # noqa: SIM115 (closed in commit/abort)
+        self.file: BinaryIO = os.fdopen(open_private(self.part), "wb")
 
     def commit(self) -> Path:
         self.file.flush()

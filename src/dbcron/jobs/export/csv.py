@@ -7,10 +7,9 @@ UTF-8, so ``Zürich`` does not arrive as ``ZÃ¼rich``; ``export.csv.encoding`` 
 Values follow ``_values``: ``None`` is an empty field, datetimes ISO 8601 with
 aware ones converted to the report's timezone, floats without noise. A column
 with a ``format`` in ``export.columns`` is written as that format shows it, and
-a ``label`` replaces the column's name in the header. CSV is the data-faithful format:
-text is written exactly as stored, so a cell reading ``=1+1`` stays that text for
-a program; people who open reports in a spreadsheet get the xlsx, which can never
-turn database text into a formula.
+a ``label`` replaces the column's name in the header. Text is written as stored,
+except that a cell a spreadsheet would run as a formula (``=1+1``) gets a
+leading ``'`` unless the task says ``export.csv.formulas: keep`` (``_formulas``).
 
 Speed: most columns (int, str, date, NULL) need no conversion and go through
 the C ``csv.writer`` untouched; only columns whose batch holds a type that
@@ -32,6 +31,7 @@ from pathlib import Path
 from dbcron.cells import NumberFormat
 from dbcron.jobs.export import ExportOptions
 from dbcron.jobs.export._files import AtomicFile, check_widths
+from dbcron.jobs.export._formulas import neutralise, neutralise_columns
 from dbcron.jobs.export._values import as_text
 
 _CONVERTED = (float, Decimal, bool, dt.datetime, bytes, bytearray, memoryview)
@@ -57,7 +57,9 @@ class CsvWriter:
             lineterminator="\r\n",
             quoting=csv.QUOTE_MINIMAL,
         )
-        self._csv.writerow(options.labels(columns))
+        self._formulas = options.csv_formulas
+        labels = options.labels(columns)
+        self._csv.writerow(labels if self._formulas == "keep" else map(neutralise, labels))
 
     def write(self, rows: Sequence[Sequence[object]]) -> None:
         if not rows:
@@ -77,6 +79,8 @@ class CsvWriter:
             elif any(issubclass(t, _CONVERTED) for t in types):
                 columns[i] = list(map(self._text, column))
                 converted = True
+        if self._formulas == "escape":
+            converted = neutralise_columns(columns) or converted
         self._csv.writerows(zip(*columns, strict=True) if converted else rows)
         self.rows_written += len(rows)
 

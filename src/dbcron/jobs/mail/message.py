@@ -13,7 +13,6 @@ import logging
 import mimetypes
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -23,9 +22,10 @@ from html import escape as html_escape
 from pathlib import Path
 from typing import IO
 
+from dbcron.jobs.export._files import open_private
+
 log = logging.getLogger("dbcron.mail")
 
-FILE_MODE = 0o640
 # 7bit: non-ASCII text goes quoted-printable or base64 rather than raw 8bit,
 # which a relay without 8BITMIME may mangle (smtplib does not negotiate it).
 POLICY = email.policy.SMTP.clone(cte_type="7bit")
@@ -221,12 +221,12 @@ def atomic_file(path: Path) -> Iterator[IO[bytes]]:
 
     A reader (or a crash) never sees half a file under the final name.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = open_private(tmp, exclusive=True)
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
             out.flush()
-            os.fchmod(out.fileno(), FILE_MODE)
             os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:

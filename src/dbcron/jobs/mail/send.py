@@ -24,8 +24,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal, Protocol
 
+from dbcron.jobs.export._files import DIR_MODE
 from dbcron.jobs.mail.body import render_default_body
 from dbcron.jobs.mail.message import atomic_file, build_message, make_message_id, parse_address
+from dbcron.secrets import mask_secrets, remember_login
 
 __all__ = [
     "MailError",
@@ -91,6 +93,7 @@ class SmtpMailer:
 
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
+        remember_login(config.user, config.password)
 
     def send(self, msg: EmailMessage) -> None:
         cfg = self._config
@@ -121,11 +124,9 @@ class SmtpMailer:
         return smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
 
     def _describe(self, reason: str) -> str:
-        text = f"SMTP {self._config.host}:{self._config.port}: {reason}"
-        # Servers echo what they were sent; never let a password reach a run's error.
-        if self._config.password:
-            text = text.replace(self._config.password, "***")
-        return text
+        # Servers echo what they were sent (the password, or the AUTH PLAIN blob);
+        # never let it reach a run's error.
+        return mask_secrets(f"SMTP {self._config.host}:{self._config.port}: {reason}")
 
 
 def _quit_quietly(smtp: smtplib.SMTP) -> None:
@@ -201,7 +202,7 @@ class OutboxMailer:
     def send(self, msg: EmailMessage) -> None:
         path = self.path_for(msg)
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            self._dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             with atomic_file(path) as out:
                 out.write(msg.as_bytes(policy=email.policy.SMTP))
         except OSError as exc:

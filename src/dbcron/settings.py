@@ -43,6 +43,8 @@ class Settings:
     keep_history_days: int = 90
     keep_output_days: int = 14
     metrics_address: str | None = None
+    http_address: str | None = None
+    http_rate_limit: int = 120  # requests per minute per token (or client without one)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -177,6 +179,8 @@ def _check(settings: Settings) -> None:
         ) from None
     if settings.max_workers < 1:
         raise SettingsError("DBCRON_MAX_WORKERS must be at least 1")
+    if settings.http_rate_limit < 1:
+        raise SettingsError("DBCRON_HTTP_RATE_LIMIT (requests per minute) must be at least 1")
     for name in (
         "drain_seconds", "poll_seconds", "smtp_timeout", "max_attachment_mb",
         "retry_backoff_seconds",

@@ -41,6 +41,7 @@ from dbcron.vocabulary import Trigger
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from dbcron.daemon.http_api import HttpServer
     from dbcron.daemon.metrics import Metrics
 
 log = logging.getLogger("dbcron.daemon")
@@ -110,6 +111,7 @@ class Daemon:
         self._locks: list[int] = []
         self._last_reload: datetime | None = None
         self._last_status = ""
+        self.http: HttpServer | None = None
         self.store: Store
         self.runner: Runner
         self.pool: WorkerPool
@@ -166,6 +168,8 @@ class Daemon:
             started_at=now, heartbeat_at=now, last_reload_at=None, tasks_loaded=0,
             status="starting", stopped_at=None, heartbeat_seconds=HEARTBEAT_SECONDS,
         ))
+        if settings.http_address:
+            self._start_http(settings.http_address)
         self.pool = WorkerPool(settings.max_workers, settings.log_level, settings.log_format)
         self.runner = Runner(self.store, settings, self.pool, self.identity, self.clock,
                              self.metrics)
@@ -195,6 +199,20 @@ class Daemon:
         log.info("scheduler-daemon ready: %d tasks loaded, store %s, pid %d%s",
                  len(self.tasks), _masked(settings.store), os.getpid(),
                  f", metrics on {settings.metrics_address}" if self.metrics else "")
+
+    def _start_http(self, address: str) -> None:
+        """The HTTP API and status page; its writes go through the store like the CLI's,
+        and a change wakes the loop as SIGHUP would."""
+        from dbcron.daemon.http_api import Api, HttpServer
+
+        self.http = HttpServer(Api(self.store, self.settings, self.clock,
+                                   self.on_reload_signal))
+        try:
+            host, port = self.http.start(address)
+        except (ValueError, OSError) as exc:
+            raise DaemonError(f"DBCRON_HTTP_ADDRESS={address}: {exc}") from None
+        log.info("HTTP API and status page on http://%s:%d/",
+                 f"[{host}]" if ":" in host else host, port)
 
     def _recover(self, now: datetime) -> list[Any]:
         """Runs left `running` by a daemon that is gone become interrupted."""
@@ -437,6 +455,8 @@ class Daemon:
         log.info("stopping: waiting up to %.0fs for %d running run(s)",
                  self.settings.drain_seconds, self.runner.active())
         self.scheduler.shutdown(wait=False)
+        if self.http is not None:
+            self.http.stop()
         self.runner.stop_accepting()
         self._due.put(None)
         deadline = time.monotonic() + self.settings.drain_seconds

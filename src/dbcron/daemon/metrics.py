@@ -32,24 +32,24 @@ DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
-def parse_address(address: str) -> tuple[str, int]:
+def parse_address(address: str, what: str = "metrics address") -> tuple[str, int]:
     """``host:port`` or ``[ipv6]:port`` -> (host, port); ValueError says what is valid."""
     usage = "expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464"
     host, sep, port_text = address.strip().rpartition(":")
     if not sep or not host:
-        raise ValueError(f"metrics address {address!r}: {usage}")
+        raise ValueError(f"{what} {address!r}: {usage}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError(
-                f"metrics address {address!r}: {host!r} is not an IPv6 address"
+                f"{what} {address!r}: {host!r} is not an IPv6 address"
             ) from None
     elif ":" in host or "[" in host or "]" in host:
-        raise ValueError(f"metrics address {address!r}: put an IPv6 address in brackets, {usage}")
+        raise ValueError(f"{what} {address!r}: put an IPv6 address in brackets, {usage}")
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"metrics address {address!r}: port must be 0-65535, {usage}")
+        raise ValueError(f"{what} {address!r}: port must be 0-65535, {usage}")
     return host, int(port_text)
 
 

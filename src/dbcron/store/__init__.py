@@ -10,9 +10,11 @@ from dbcron.store.database import Database
 from dbcron.store.migrations import migrate
 from dbcron.store.runs import Claim, RunRepo, RunRow
 from dbcron.store.tasks import ApplyResult, TaskRepo, TaskRow
+from dbcron.store.tokens import TokenRepo, TokenRow
 
 __all__ = [
-    "ApplyResult", "Claim", "DaemonRow", "RunRequest", "RunRow", "Store", "TaskRow", "open_store",
+    "ApplyResult", "Claim", "DaemonRow", "RunRequest", "RunRow", "Store", "TaskRow", "TokenRow",
+    "open_store",
 ]
 
 
@@ -22,6 +24,7 @@ class Store:
         self.tasks = TaskRepo(db)
         self.runs = RunRepo(db)
         self.daemons = DaemonRepo(db)
+        self.tokens = TokenRepo(db)
 
     def close(self) -> None:
         self.db.dispose()

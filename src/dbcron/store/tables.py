@@ -122,3 +122,14 @@ daemons = Table(
     Column("stopped_at", UtcDateTime),
     Column("heartbeat_seconds", Float, nullable=False),
 )
+
+# HTTP API tokens (v3): the SHA-256 of each token, never the token itself.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("scope", String(8), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)

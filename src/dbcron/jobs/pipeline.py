@@ -92,12 +92,42 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
     )
     if decision.skip:
         result.summary = "; ".join([*decision.notes, decision.skip])
-        return result
-    mail = _compose(request, plan, output, decision)
-    result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)]
-    sender = _send_dry_run if request.dry_run else _send
-    sender(request, plan, mail, decision, result)
+    else:
+        mail = _compose(request, plan, output, decision)
+        result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)]
+        sender = _send_dry_run if request.dry_run else _send
+        sender(request, plan, mail, decision, result)
+    if task.deliver:
+        _deliver_channels(request, plan, output, decision, result)
     return result
+
+
+def _deliver_channels(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision,
+                      result: JobResult) -> None:
+    """Webhook, Slack and Teams channels, after the mail; a failed channel fails the run
+    without a retry (retrying would query and mail again): the error names it."""
+    from dbcron.jobs.deliver import RunFacts, deliver_all, summarize
+
+    task = plan.task
+    if request.dry_run:
+        labels = ", ".join(c.label for c in task.deliver)
+        result.summary = "; ".join(filter(None, [result.summary, f"would post to {labels}"]))
+        return
+    mailed = not decision.skip and task.email is not None
+    facts = RunFacts(
+        task=task, slot=request.slot, local=plan.local, env=plan.env, rows=output.rows,
+        columns=output.columns, preview=output.preview, files=output.files,
+        out_dir=plan.out_dir, reason=decision.found.reason if decision.found else None,
+        holds=decision.found.holds if decision.found else None,
+        mailed_to=len(task.email.to) + len(task.email.cc) if mailed and task.email else 0,
+        run_id=request.run_id, attempt=request.attempt,
+    )
+    deliveries = deliver_all(facts)
+    posted, error = summarize(deliveries)
+    result.summary = "; ".join(filter(None, [result.summary, posted]))
+    result.deliveries = [d.to_json() for d in deliveries]
+    if error:
+        result.status, result.error, result.retryable = "failed", error, False
 
 
 @dataclass(frozen=True)

@@ -55,3 +55,5 @@ class JobResult:
     error: str | None = None
     retryable: bool = True
     summary: str = ""
+    # One {channel, type, status, detail} per channel of `deliver:` (jobs.deliver.Delivery).
+    deliveries: list[dict[str, str]] = field(default_factory=list)

@@ -70,8 +70,13 @@ def test_slack_teams_and_webhook_after_the_mail(
     assert result.status == "succeeded", result.error
     assert result.summary == "mailed 3 files to 2 recipients; posted to slack, teams, etl"
     assert len(smtp_server.messages) == 1
-    assert [(d["channel"], d["status"], d["detail"]) for d in result.deliveries] == [
-        ("slack", "sent", "HTTP 200"), ("teams", "sent", "HTTP 200"), ("etl", "sent", "HTTP 200"),
+    assert [(d["channel"], d["recipient"], d["status"], d["detail"])
+            for d in result.deliveries] == [
+        ("mail", "manager@example.com", "sent", "accepted"),
+        ("mail", "boss@example.com", "sent", "accepted"),
+        ("slack", "${SLACK_HOOK}", "sent", "HTTP 200"),
+        ("teams", "${TEAMS_HOOK}", "sent", "HTTP 200"),
+        ("etl", "${ETL_URL}", "sent", "HTTP 200"),
     ]
 
     (slack,) = hooks.on("/slack/T000/B000/XXXX")

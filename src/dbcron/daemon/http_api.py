@@ -154,7 +154,9 @@ class Api:
                 run = self.store.runs.get(int(parts[1]))
                 if run is None:
                     return _error(404, f"no run {parts[1]}")
-                return _json(200, run.to_json())
+                ledger = self.store.deliveries.of_runs([run.id])[run.id]
+                return _json(200, {**run.to_json(),
+                                   "deliveries": [d.to_json() for d in ledger]})
             return _error(404, f"no such path /api/v1{path}; see /openapi.json")
         if method != "POST":
             return _error(405, f"{method} is not allowed; GET reads, POST acts",

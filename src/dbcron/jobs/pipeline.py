@@ -92,6 +92,9 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
     )
     if decision.skip:
         result.summary = "; ".join([*decision.notes, decision.skip])
+        if task.email is not None and not request.dry_run:
+            result.deliveries = _mail_ledger(task.email.to + task.email.cc + task.email.bcc,
+                                             "skipped", decision.skip)
     else:
         mail = _compose(request, plan, output, decision)
         result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)]
@@ -125,7 +128,7 @@ def _deliver_channels(request: JobRequest, plan: _Plan, output: _Output, decisio
     deliveries = deliver_all(facts)
     posted, error = summarize(deliveries)
     result.summary = "; ".join(filter(None, [result.summary, posted]))
-    result.deliveries = [d.to_json() for d in deliveries]
+    result.deliveries += [d.to_json() for d in deliveries]
     if error:
         result.status, result.error, result.retryable = "failed", error, False
 
@@ -264,10 +267,26 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
     )
 
 
+def _mail_ledger(to: Sequence[str], status: str, detail: str) -> list[dict[str, str]]:
+    return [{"channel": "mail", "type": "mail", "recipient": address, "status": status,
+             "detail": detail} for address in to]
+
+
 def _send(
     request: JobRequest, plan: _Plan, mail: _Mail, decision: _Decision, result: JobResult
 ) -> None:
-    deliver(request.settings, mail.message, request.timeout)
+    from dbcron.jobs.deliver import keep_sent
+
+    to = recipients(mail.message)
+    # Kept beside the files so `manage-tasks resend` sends this very message again.
+    keep_sent(plan.out_dir, request.run_id, "mail.eml", mail.message.as_bytes())
+    try:
+        deliver(request.settings, mail.message, request.timeout)
+    except JobError as exc:
+        exc.deliveries = _mail_ledger(to, "failed", str(exc))
+        raise
+    result.deliveries = _mail_ledger(to, "sent", "accepted" if request.settings.smtp_host
+                                     else "written to the outbox")
     mailed = _mailed(mail.message, mail.file_count, plan.out_dir)
     result.summary = "; ".join([*decision.notes, mailed])
 

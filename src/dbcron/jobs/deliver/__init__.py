@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from dbcron.errors import TemplateError
 from dbcron.jobs.deliver.post import DeliveryFailed, post_json, signature
@@ -29,6 +31,7 @@ from dbcron.templating import render
 if TYPE_CHECKING:
     from dbcron.model import Channel, Task
 
+log = logging.getLogger("dbcron.deliver")
 DeliveryStatus = Literal["sent", "failed", "skipped"]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -57,11 +60,38 @@ class RunFacts:
 class Delivery:
     channel: str
     type: str
+    recipient: str  # the URL's ${VAR} or host: never the URL itself
     status: DeliveryStatus
     detail: str
 
     def to_json(self) -> dict[str, str]:
         return dict(self.__dict__)
+
+
+def sent_dir(out_dir: Path, run_id: int) -> Path:
+    return out_dir / ".sent" / f"run-{run_id}"
+
+
+def keep_sent(out_dir: Path, run_id: int | None, name: str, data: bytes) -> None:
+    """Keep what a run sends (its mail, each channel's body) for `manage-tasks resend`.
+
+    Without a run (a dry run) there is nothing to resend. A copy that cannot be
+    written costs only the resend, never the delivery itself.
+    """
+    if run_id is None:
+        return
+    folder = sent_dir(out_dir, run_id)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    except OSError as exc:
+        log.warning("cannot keep a copy for resend in %s: %s", folder, exc.strerror)
+
+
+def recipient_of(channel: Channel) -> str:
+    if _ENV_REF.fullmatch(channel.url):
+        return channel.url
+    return urlsplit(channel.url).hostname or "?"
 
 
 def idempotency_key(task: str, slot: datetime, channel: str) -> str:
@@ -79,27 +109,34 @@ def deliver_all(facts: RunFacts, environ: Mapping[str, str] | None = None,
 def _deliver_one(facts: RunFacts, channel: Channel, environ: Mapping[str, str],
                  sleep: Callable[[float], None]) -> Delivery:
     def outcome(status: DeliveryStatus, detail: str) -> Delivery:
-        return Delivery(channel.label, channel.type, status, detail)
+        return Delivery(channel.label, channel.type, recipient_of(channel), status, detail)
 
     why_not = _why_not(channel, facts)
     if why_not:
         return outcome("skipped", why_not)
     key = idempotency_key(facts.task.name, facts.slot, channel.label)
     try:
-        url = _expand(channel.url, environ, "url")
-        headers = {name: _expand(value, environ, f"headers.{name}")
-                   for name, value in channel.headers.items()}
         body = _body(channel, facts, key)
-        headers["Idempotency-Key"] = key
-        if channel.sign is not None:
-            secret = _expand(channel.sign.secret, environ, "sign.secret")
-            headers[channel.sign.header] = signature(secret, int(time.time()), body)
-        posted = post_json(url, body, headers, channel.timeout.total_seconds(),
-                           channel.retries, sleep)
+        keep_sent(facts.out_dir, facts.run_id, f"{channel.label}.json", body)
+        return outcome("sent", post(channel, body, key, environ, sleep))
     except (DeliveryFailed, TemplateError) as exc:
         return outcome("failed", str(exc))
+
+
+def post(channel: Channel, body: bytes, key: str, environ: Mapping[str, str],
+         sleep: Callable[[float], None] = time.sleep) -> str:
+    """POST a built body to the channel (also what `resend` calls); returns the detail."""
+    url = _expand(channel.url, environ, "url")
+    headers = {name: _expand(value, environ, f"headers.{name}")
+               for name, value in channel.headers.items()}
+    headers["Idempotency-Key"] = key
+    if channel.sign is not None:
+        secret = _expand(channel.sign.secret, environ, "sign.secret")
+        headers[channel.sign.header] = signature(secret, int(time.time()), body)
+    posted = post_json(url, body, headers, channel.timeout.total_seconds(), channel.retries,
+                       sleep)
     tries = f" after {posted.attempts} attempts" if posted.attempts > 1 else ""
-    return outcome("sent", f"HTTP {posted.status}{tries}")
+    return f"HTTP {posted.status}{tries}"
 
 
 def _why_not(channel: Channel, facts: RunFacts) -> str:

@@ -242,6 +242,29 @@ class Channel(_Strict):
         return self
 
 
+class Monitor(_Strict):
+    """A dead-man's switch: pings a healthchecks-compatible URL at start, success and fail,
+    so the monitor alerts when a run fails or never comes."""
+
+    url: str = Field(description="${VAR} or http(s) ping URL, e.g. https://hc-ping.com/<uuid>")
+    timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not WHOLE_ENV_REF.match(value) and not re.match(r"^https?://[^/@\s]+(/\S*)?$",
+                                                           value):
+            raise ValueError("use ${VAR} or an http(s) URL without a user or password")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(seconds=30):
+            raise ValueError("must be from 1s to 30s")
+        return value
+
+
 _KIND_FIELDS: dict[Kind, set[str]] = {
     "report": {"source", "query", "params", "export", "email", "row_limit", "deliver"},
     "alert": {"source", "query", "params", "condition", "email", "export", "row_limit",
@@ -277,6 +300,7 @@ class Task(_Strict):
     export: Export | None = None
     email: Email | None = None
     notify: Notify = Notify()
+    monitor: Monitor | None = None
     deliver: list[Channel] = Field(default_factory=list,
                                    description="webhooks, Slack, Teams (mail is 'email')")
     call: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -330,6 +354,8 @@ class Task(_Strict):
     def env_refs(self) -> list[str]:
         """Environment variables this task reads at run time (`${VAR}` in source, channels)."""
         refs = ENV_REF.findall(self.source or "")
+        if self.monitor is not None:
+            refs += [r for r in ENV_REF.findall(self.monitor.url) if r not in refs]
         for channel in self.deliver:
             texts = [channel.url, *channel.headers.values(), channel.sign.secret if
                      channel.sign else ""]

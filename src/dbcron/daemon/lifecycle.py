@@ -112,6 +112,8 @@ class Daemon:
         self._last_reload: datetime | None = None
         self._last_status = ""
         self.http: HttpServer | None = None
+        # Per task: (definition digest, the slot awaited); a changed schedule starts afresh.
+        self._expected: dict[str, tuple[str, datetime | None]] = {}
         self.store: Store
         self.runner: Runner
         self.pool: WorkerPool
@@ -412,11 +414,29 @@ class Daemon:
             last_reload_at=self._last_reload, status=line,
         )
         self.store.runs.renew_leases(self.runner.inflight(), now + LEASE)
+        if self.metrics is not None:
+            self._watch_overdue(now)
         if not self._sole_owner():
             stale = self.store.runs.interrupt_expired(
                 now, "interrupted: the daemon running it stopped renewing its lease"
             )
             self._resume(stale, now)
+
+    def _watch_overdue(self, now: datetime) -> None:
+        """Expected next slot and `overdue` per task, for the metrics (daemon/overdue.py)."""
+        from dbcron.daemon.overdue import watch
+
+        assert self.metrics is not None
+        last = self.store.runs.last_slots()
+        states = {}
+        expected = {}
+        for name, loaded in list(self.tasks.items()):
+            digest, awaited = self._expected.get(name, (loaded.digest, None))
+            states[name] = watch(loaded.spec, awaited if digest == loaded.digest else None,
+                                 last.get(name), now)
+            expected[name] = (loaded.digest, states[name][0])
+        self._expected = expected
+        self.metrics.set_expected(states)
 
     def _status(self) -> str:
         """STATUS= for `systemctl status`, sent only when the line changed; returns it."""

@@ -15,6 +15,7 @@ them all, while ``rate()`` over a counter answers the operational question
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 from datetime import datetime
@@ -110,6 +111,19 @@ class Metrics:
             "Unix time of the last store (re)load.",
             registry=reg,
         )
+        self.next_fire: Gauge = prom.Gauge(
+            "dbcron_task_next_fire_timestamp_seconds",
+            "Unix time of the slot the daemon expects to run next, per task.",
+            ["task"],
+            registry=reg,
+        )
+        self.overdue: Gauge = prom.Gauge(
+            "dbcron_task_overdue",
+            "1 when a task's expected slot is over a minute past with no run row for it.",
+            ["task"],
+            registry=reg,
+        )
+        self._watched: set[str] = set()
         self.up.set(1)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -137,6 +151,21 @@ class Metrics:
             self.rows.labels(task=task).inc(rows)
         if status == "succeeded":
             self.last_success.labels(task=task).set(_epoch(finished_at))
+
+    def set_expected(self, states: dict[str, tuple[datetime | None, bool]]) -> None:
+        """Per task: the slot awaited and whether it is overdue; tasks not given are dropped."""
+        for task in self._watched - states.keys():
+            for gauge in (self.next_fire, self.overdue):
+                with contextlib.suppress(KeyError):  # never set: its schedule had ended
+                    gauge.remove(task)
+        for task, (expected, late) in states.items():
+            if expected is not None:
+                self.next_fire.labels(task=task).set(_epoch(expected))
+            else:
+                with contextlib.suppress(KeyError):
+                    self.next_fire.remove(task)
+            self.overdue.labels(task=task).set(1 if late else 0)
+        self._watched = set(states)
 
     def set_tasks_loaded(self, n: int) -> None:
         self.tasks_loaded.set(n)

@@ -260,6 +260,10 @@ class Runner:
         task = attempt.task
         now = self.clock()
         self.writer.put(attempt.run_id, Started(attempt.number, now, now + LEASE, self._claim(now)))
+        if task.monitor is not None:
+            from dbcron.daemon.monitor import ping
+
+            ping(task, "start", attempt.run_id)
         late = now - attempt.slot if attempt.trigger != "manual" else None
         log.info(
             "run %s started: slot %s, attempt %d%s", task.name, attempt.slot.isoformat(),
@@ -311,6 +315,11 @@ class Runner:
         ))
         if result.deliveries:
             self._ledger(task.name, attempt.run_id, result.deliveries, now)
+        if task.monitor is not None:
+            from dbcron.daemon.monitor import ping
+
+            ping(task, "success" if status == "succeeded" else "fail", attempt.run_id,
+                 f"{status}: {error}" if error else status)
         level = logging.INFO if status == "succeeded" else logging.ERROR
         log.log(
             level, "run %s %s: slot %s, %.1fs%s%s", task.name, status, attempt.slot.isoformat(),

@@ -159,12 +159,21 @@ Address = Annotated[str, Field(pattern=r"^[^@\s,;<>\r\n]+@[^@\s,;<>\r\n]+$")]
 
 
 class Email(_Strict):
-    to: list[Address] = Field(min_length=1)
+    # Required unless the task bursts (then each mail goes to its rows' address).
+    to: list[Address] = Field(default_factory=list)
     cc: list[Address] = Field(default_factory=list)
     bcc: list[Address] = Field(default_factory=list)
     subject: str | None = None
     body: str | None = Field(None, description="Jinja2 template; default: summary and rows")
     send: SendRule = "always"
+
+
+class Burst(_Strict):
+    """One mail and file set per distinct value of `column`, each with only its rows."""
+
+    column: str = Field(min_length=1, description="the result column holding the address")
+    max: int = Field(100, ge=1, le=10_000,
+                     description="at most this many recipients per run; the rest fail")
 
 
 class Notify(_Strict):
@@ -266,7 +275,8 @@ class Monitor(_Strict):
 
 
 _KIND_FIELDS: dict[Kind, set[str]] = {
-    "report": {"source", "query", "params", "export", "email", "row_limit", "deliver"},
+    "report": {"source", "query", "params", "export", "email", "row_limit", "deliver",
+               "burst"},
     "alert": {"source", "query", "params", "condition", "email", "export", "row_limit",
               "deliver"},
     "sql": {"source", "statements", "params", "max_rows_affected"},
@@ -299,6 +309,7 @@ class Task(_Strict):
     condition: str | None = Field(None, description="'rows' or 'column op value'")
     export: Export | None = None
     email: Email | None = None
+    burst: Burst | None = None
     notify: Notify = Notify()
     monitor: Monitor | None = None
     deliver: list[Channel] = Field(default_factory=list,
@@ -338,6 +349,16 @@ class Task(_Strict):
         for name in _REQUIRED[self.kind]:
             if getattr(self, name) in (None, [], ""):
                 raise ValueError(f"a {self.kind} task needs '{name}'")
+        if self.email is not None and self.burst is None and not self.email.to:
+            raise ValueError("email.to: give at least one address")
+        if self.burst is not None:
+            if self.email is None:
+                raise ValueError("burst: mails each recipient, so the task needs 'email' "
+                                 "(subject, body, send; leave out to, cc and bcc)")
+            if self.email.to or self.email.cc or self.email.bcc:
+                raise ValueError("burst: each mail goes only to the address in column "
+                                 f"'{self.burst.column}'; leave out email.to, cc and bcc so "
+                                 "nobody sees rows that are not theirs")
         allowed = _KIND_FIELDS[self.kind]
         for name in sorted(_OPTIONAL_KIND_FIELDS - allowed):
             if name in self.model_fields_set and getattr(self, name) not in (None, [], {}):

@@ -82,6 +82,10 @@ def _describe_count(statement: str, count: int) -> str:
 def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) -> JobResult:
     """plan -> read -> decide -> compose -> send; a dry run differs only in its sender."""
     plan = _plan(request, task, tz, env)
+    if task.burst is not None:
+        from dbcron.jobs.burst import run_burst
+
+        return run_burst(request, plan)
     output = _read(request, plan)
     decision = _decide(task, output, plan.condition, request.dry_run)
     result = JobResult(

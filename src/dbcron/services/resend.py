@@ -45,9 +45,14 @@ def resend(store: Store, settings: Settings, run_id: int, failed_only: bool, now
     task = load(store, run.task)
     folder = sent_dir(settings.output_dir / run.task, run_id)
     items: list[dict[str, str]] = []
-    mail = [r for r in chosen if r.type == "mail"]
-    if mail:
-        items += _resend_mail(settings, folder / "mail.eml", [r.recipient for r in mail])
+    mail = [r.recipient for r in chosen if r.type == "mail"]
+    if mail and (folder / "mail.eml").exists():
+        items += _resend_mail(settings, folder / "mail.eml", mail)
+    else:  # a burst: each recipient has a mail of their own
+        from dbcron.jobs.burst import kept_mail_name
+
+        for address in mail:
+            items += _resend_mail(settings, folder / kept_mail_name(address), [address])
     channels = {c.label: c for c in task.deliver}
     for row in (r for r in chosen if r.type != "mail"):
         items.append(_resend_channel(row, channels, folder, run.task, run.scheduled_for))

@@ -31,7 +31,6 @@ border-bottom:1px solid #ddd;vertical-align:top}th{background:#f4f4f4}
 .error{white-space:pre-wrap;font-family:monospace;font-size:12px}
 .alive{color:#17692b}.dead{color:#b00020}button{cursor:pointer}
 """
-FAILED = frozenset({"failed", "timed_out", "interrupted"})
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,19 @@ def test_rate_limiter_refills_evenly() -> None:
     assert limiter.take("a", 130.0) == 0
 
 
+def test_rate_limiter_forgets_idle_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dbcron.daemon.http_api as http_api
+
+    monkeypatch.setattr(http_api, "MAX_BUCKETS", 3)
+    limiter = RateLimiter(per_minute=60)
+    for key in ("a", "b", "c"):
+        limiter.take(key, 0.0)
+    limiter.take("d", 0.5)  # a, b, c are not refilled yet: kept
+    assert len(limiter._buckets) == 4
+    limiter.take("e", 10.0)  # now they are: forgotten
+    assert sorted(limiter._buckets) == ["e"]
+
+
 def test_missing_and_bad_tokens_are_refused(api: ApiDaemon) -> None:
     missing = api.call("GET", "/api/v1/tasks")
     assert (missing.status, missing.json()) == (

@@ -42,13 +42,14 @@ def test_revoked_tokens_are_refused_and_keep_their_name(store: Store) -> None:
         store.tokens.create("etl", "read", NOW)
 
 
-def test_upgrade_from_v2_adds_tokens_and_keeps_tasks(store_url: str) -> None:
+def test_upgrade_from_v2_adds_tokens_ledger_and_keeps_tasks(store_url: str) -> None:
     """A version-2 store (no api_tokens) upgrades in place, on SQLite and PostgreSQL."""
     s = open_store(store_url)
     s.tasks.upsert([{"name": "a", "kind": "call", "schedule": {"every": "1m"}, "call": "m:f"}],
                    NOW)
     with s.db.write() as conn:
         conn.execute(text("DROP TABLE api_tokens"))
+        conn.execute(text("DROP TABLE deliveries"))
         conn.execute(text("UPDATE store_state SET schema_version = 2"))
     s.close()
     upgraded = open_store(store_url)
@@ -57,7 +58,26 @@ def test_upgrade_from_v2_adds_tokens_and_keeps_tasks(store_url: str) -> None:
     assert upgraded.tasks.names() == ["a"]
     token = upgraded.tokens.create("ops", "write", NOW)
     assert upgraded.tokens.find(token) is not None
+    upgraded.deliveries.record(1, "a", [{"channel": "mail", "type": "mail",
+                                         "recipient": "x@example.com", "status": "sent",
+                                         "detail": "accepted"}], NOW)
+    assert [d.recipient for d in upgraded.deliveries.of_runs([1])[1]] == ["x@example.com"]
     upgraded.close()
+
+
+def test_the_delivery_ledger(store: Store) -> None:
+    item = {"channel": "slack", "type": "slack", "recipient": "${HOOK}", "status": "failed",
+            "detail": "HTTP 500 \x00 oops"}
+    store.deliveries.record(7, "a", [item], NOW)
+    store.deliveries.record(7, "a", [{**item, "status": "sent", "detail": "resent"}],
+                            NOW + timedelta(minutes=5), resend=True)
+    store.deliveries.record(8, "a", [], NOW)  # nothing to write is no error
+    ledger = store.deliveries.of_runs([7, 8, 9])
+    assert [(d.status, d.resend) for d in ledger[7]] == [("failed", False), ("sent", True)]
+    assert ledger[8] == [] and ledger[9] == []
+    assert ledger[7][0].to_json()["at"] == NOW.isoformat()
+    assert store.deliveries.prune(NOW + timedelta(minutes=1)) == 1
+    assert len(store.deliveries.of_runs([7])[7]) == 1
 
 
 def test_cli_create_list_revoke(run_cli: Cli) -> None:

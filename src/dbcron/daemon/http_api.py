@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dbcron.http")
 MAX_BODY = 16 * 1024  # a token and a task name; anything bigger is not ours
+MAX_BUCKETS = 10_000  # past this many clients, forget the ones that are idle
 RUN_ID_WAIT = 3.0  # seconds a run-now answer waits for the daemon to name the run
 FAILED: tuple[RunStatus, ...] = ("failed", "timed_out", "interrupted")
 
@@ -56,6 +57,8 @@ class RateLimiter:
     def take(self, key: str, now: float) -> float:
         """0 when allowed; otherwise the seconds until the next request would be."""
         with self._lock:
+            if len(self._buckets) >= MAX_BUCKETS:
+                self._forget_full(now)
             level, last = self._buckets.get(key, (self.capacity, now))
             level = min(self.capacity, level + (now - last) * self.refill)
             if level >= 1.0:
@@ -63,6 +66,13 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (level, now)
             return (1.0 - level) / self.refill
+
+    def _forget_full(self, now: float) -> None:
+        """A bucket refilled to the brim is the same as none: drop those (many clients)."""
+        full = [k for k, (level, last) in self._buckets.items()
+                if level + (now - last) * self.refill >= self.capacity]
+        for key in full:
+            del self._buckets[key]
 
 
 @dataclass(frozen=True)

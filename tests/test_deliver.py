@@ -294,3 +294,34 @@ def test_the_stored_task_keeps_references_not_secrets(tmp_path: Path, hooks: Web
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     stored = json.dumps(_report(tmp_path, hooks, monkeypatch).to_data())
     assert "${SLACK_HOOK}" in stored and "T000" not in stored and "etl-token-42" not in stored
+
+
+def test_files_too_large_to_mail_are_published(tmp_path: Path, smtp_server: SmtpTestServer
+                                               ) -> None:
+    settings = make_settings(tmp_path, smtp_server, max_attachment_mb=0.001,
+                             publish_dir=tmp_path / "pub",
+                             publish_url="https://files.example/reports")
+    task = report(fill_sales(f"sqlite:///{tmp_path / 'sales.db'}"))
+    result = run(task, settings)
+    assert result.status == "succeeded", result.error
+    (received,) = smtp_server.messages
+    assert list(received.message.iter_attachments()) == []
+    body = received.message.get_body(("plain",))
+    assert body is not None
+    assert "They are in https://files.example/reports/daily-sales/2026-03-02T0900/." in \
+        body.get_content()
+    published = sorted(p.name for p in (tmp_path / "pub" / "daily-sales" /
+                                        "2026-03-02T0900").iterdir())
+    assert published == ["sales-2026-03-01.csv", "sales-2026-03-01.pdf",
+                         "sales-2026-03-01.xlsx"]
+
+
+def test_files_that_fit_are_not_published(tmp_path: Path, settings: Settings,
+                                          smtp_server: SmtpTestServer) -> None:
+    from dataclasses import replace
+
+    task = report(fill_sales(f"sqlite:///{tmp_path / 'sales.db'}"))
+    result = run(task, replace(settings, publish_dir=tmp_path / "pub"))
+    assert result.status == "succeeded", result.error
+    assert not (tmp_path / "pub").exists()
+    assert len(list(smtp_server.messages[0].message.iter_attachments())) == 3

@@ -35,6 +35,8 @@ class Settings:
     smtp_from: str = "dbcron@localhost"
     smtp_timeout: float = 30.0
     max_attachment_mb: float = 10.0
+    publish_dir: Path | None = None  # where files too large to mail are copied for recipients
+    publish_url: str | None = None  # the address that directory is served at
     log_format: str = "text"
     log_level: str = "INFO"
     drain_seconds: float = 30.0

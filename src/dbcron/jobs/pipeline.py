@@ -247,6 +247,11 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
             files=[p.name for p in output.files],
         )
 
+    from dbcron.jobs.deliver.publish import publish
+
+    published = None if request.dry_run else publish(output.files, request.settings, task.name,
+                                                     plan.local)
+
     def message(
         to: Sequence[str], cc: Sequence[str], bcc: Sequence[str], prefix: str
     ) -> EmailMessage:
@@ -261,7 +266,7 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
             text=text,
             html=html,
             attachments=output.files,
-            output_note=str(plan.out_dir),
+            output_note=published or str(plan.out_dir),
         )
 
     return _Mail(

@@ -34,6 +34,13 @@ def test_overdue_watch(expected: datetime | None, last: datetime | None, now: da
     assert watch(DAILY, expected, last, now) == (awaited, overdue)
 
 
+def test_the_ping_url_is_a_secret() -> None:
+    from dbcron.model import Monitor
+
+    with pytest.raises(ValueError, match="give the ping URL as"):
+        Monitor.model_validate({"url": "https://hc-ping.com/0f7c1a52-7d40-4f5d"})
+
+
 def test_a_schedule_that_ended_is_never_overdue() -> None:
     once = ScheduleSpec.from_dict({"at": "2026-11-01T09:00:00+00:00"}, "UTC")
     assert watch(once, None, None, NINE) == (None, False)

@@ -183,6 +183,7 @@ class Notify(_Strict):
 # Header names whose values are credentials: they must come from ${VAR}, never the store.
 SECRET_HEADER = re.compile(r"(?i)authorization|token|key|secret|signature|cookie|password")
 WHOLE_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+PLAIN_URL = re.compile(r"^https?://[^/@\s?#]+(/[^\s?#]*)?$")
 
 
 class Signing(_Strict):
@@ -237,9 +238,9 @@ class Channel(_Strict):
                     f"url: give the {self.type} webhook URL as ${{VAR}}: the URL itself is "
                     "the secret and never enters the store"
                 )
-        elif not WHOLE_ENV_REF.match(self.url) and not re.match(r"^https?://[^/@\s]+(/\S*)?$",
-                                                                self.url):
-            raise ValueError("url: use ${VAR} or an http(s) URL without a user or password")
+        elif not WHOLE_ENV_REF.match(self.url) and not PLAIN_URL.match(self.url):
+            raise ValueError("url: use ${VAR}, or an http(s) URL without a user, password or "
+                             "query string (a token in the URL belongs in ${VAR})")
         if self.type == "webhook" and self.title:
             raise ValueError("'title' is for slack and teams; a webhook's 'body' says it all")
         for header, value in self.headers.items():
@@ -255,15 +256,15 @@ class Monitor(_Strict):
     """A dead-man's switch: pings a healthchecks-compatible URL at start, success and fail,
     so the monitor alerts when a run fails or never comes."""
 
-    url: str = Field(description="${VAR} or http(s) ping URL, e.g. https://hc-ping.com/<uuid>")
+    url: str = Field(description="${VAR} holding the ping URL, e.g. https://hc-ping.com/<uuid>")
     timeout: Duration = timedelta(seconds=5)
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not WHOLE_ENV_REF.match(value) and not re.match(r"^https?://[^/@\s]+(/\S*)?$",
-                                                           value):
-            raise ValueError("use ${VAR} or an http(s) URL without a user or password")
+        if not WHOLE_ENV_REF.match(value):
+            raise ValueError("give the ping URL as ${VAR}: whoever knows it can ping, so it is "
+                             "a secret and never enters the store")
         return value
 
     @field_validator("timeout")

@@ -21,7 +21,7 @@ from dbcron.cli import cli
 from dbcron.settings import Settings
 from dbcron.store import Store, open_store
 
-pytest_plugins = ["smtp_server"]
+pytest_plugins = ["smtp_server", "webhook_server"]
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306

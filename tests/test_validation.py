@@ -64,7 +64,7 @@ def test_design_example_is_valid_and_round_trips() -> None:
           "tasks/x.yaml: task 'daily-sales': schedul: unknown field 'schedul'; did you mean "
           "'schedule'? valid fields: name, description, kind, enabled, schedule, policy, source, "
           "query, statements, params, row_limit, max_rows_affected, condition, export, email, "
-          "notify, call, args, kwargs"]),
+          "burst, notify, monitor, deliver, call, args, kwargs"]),
         ({"schedule": {"cron": "0 9 * * mon-fri", "timezon": "UTC"}},
          ["tasks/x.yaml: task 'daily-sales': schedule.timezon: unknown field 'timezon'; did you "
           "mean 'timezone'? valid fields: cron, every, at, timezone, jitter, start, end, "
@@ -96,7 +96,7 @@ def test_design_example_is_valid_and_round_trips() -> None:
          ["tasks/x.yaml: task 'daily-sales': (task): a report task needs 'query'"]),
         ({"statements": ["DELETE FROM x"]},
          ["tasks/x.yaml: task 'daily-sales': (task): 'statements' is not used by a report task "
-          "(it takes: email, export, params, query, row_limit, source)"]),
+          "(it takes: burst, deliver, email, export, params, query, row_limit, source)"]),
         ({"kind": "alert", "condition": "waste_kg >> 50", "email": {"to": ["a@b.c"]}},
          ["tasks/x.yaml: task 'daily-sales': condition: bad condition 'waste_kg >> 50': use "
           "'rows' (any row returned) or 'column op value' with op one of < <= > >= == !=, "

@@ -27,6 +27,7 @@ from pydantic import (
 from dbcron import cells, cron, durations, sources
 from dbcron.vocabulary import (
     Catchup,
+    ChannelType,
     CsvEncoding,
     CsvFormulas,
     DstGap,
@@ -229,7 +230,8 @@ Address = Annotated[
 
 
 class Email(_Strict):
-    to: list[Address] = Field(min_length=1)
+    # Required unless the task bursts (then each mail goes to its rows' address).
+    to: list[Address] = Field(default_factory=list)
     cc: list[Address] = Field(default_factory=list)
     bcc: list[Address] = Field(default_factory=list)
     subject: str | None = None
@@ -237,13 +239,119 @@ class Email(_Strict):
     send: SendRule = "always"
 
 
+class Burst(_Strict):
+    """One mail and file set per distinct value of `column`, each with only its rows."""
+
+    column: str = Field(min_length=1, description="the result column holding the address")
+    max: int = Field(100, ge=1, le=10_000,
+                     description="at most this many recipients per run; the rest fail")
+
+
 class Notify(_Strict):
     on_failure: list[Address] = Field(default_factory=list)
 
 
+# Header names whose values are credentials: they must come from ${VAR}, never the store.
+SECRET_HEADER = re.compile(r"(?i)authorization|token|key|secret|signature|cookie|password")
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+WHOLE_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+PLAIN_URL = re.compile(r"^https?://[^/@\s?#]+(/[^\s?#]*)?$")
+
+
+class Signing(_Strict):
+    """HMAC-SHA256 over "<timestamp>.<body>", so a receiver can tell the POST is ours."""
+
+    secret: str = Field(description="${VAR} holding the shared secret")
+    header: str = "X-Dbcron-Signature"
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if not WHOLE_ENV_REF.match(value):
+            raise ValueError("give the secret as ${VAR}; secrets never enter the store")
+        return value
+
+
+class Channel(_Strict):
+    """One place a run's result is posted to: a JSON webhook, Slack or Teams."""
+
+    type: ChannelType
+    name: str | None = Field(None, pattern=NAME_PATTERN, max_length=64,
+                             description="label in history and errors; default: the type")
+    url: str = Field(description="${VAR} (chat webhook URLs are secrets) or an http(s) URL")
+    title: str | None = Field(None, description="slack/teams: Jinja2; default: the subject")
+    body: str | None = Field(None, description="webhook: Jinja2 rendering a JSON document")
+    headers: dict[str, str] = Field(default_factory=dict, description="webhook: extra headers")
+    sign: Signing | None = None
+    send: SendRule = "always"
+    rows: int = Field(10, ge=0, le=50, description="slack/teams: first rows shown as a table")
+    timeout: Duration = timedelta(seconds=10)
+    retries: int = Field(2, ge=0, le=5, description="retries of this delivery only")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(minutes=5):
+            raise ValueError("must be from 1s to 5m")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Channel:
+        if self.type != "webhook":
+            for name in ("body", "headers", "sign"):
+                if getattr(self, name):
+                    raise ValueError(f"'{name}' is for type webhook, not {self.type}")
+            if not WHOLE_ENV_REF.match(self.url):
+                raise ValueError(
+                    f"url: give the {self.type} webhook URL as ${{VAR}}: the URL itself is "
+                    "the secret and never enters the store"
+                )
+        elif not WHOLE_ENV_REF.match(self.url) and not PLAIN_URL.match(self.url):
+            raise ValueError("url: use ${VAR}, or an http(s) URL without a user, password or "
+                             "query string (a token in the URL belongs in ${VAR})")
+        if self.type == "webhook" and self.title:
+            raise ValueError("'title' is for slack and teams; a webhook's 'body' says it all")
+        for header, value in self.headers.items():
+            if SECRET_HEADER.search(header) and not ENV_REF.search(value):
+                raise ValueError(
+                    f"headers.{header}: a credential must come from ${{VAR}} "
+                    f"(e.g. '{header}: Bearer ${{HOOK_TOKEN}}'); secrets never enter the store"
+                )
+        return self
+
+
+class Monitor(_Strict):
+    """A dead-man's switch: pings a healthchecks-compatible URL at start, success and fail,
+    so the monitor alerts when a run fails or never comes."""
+
+    url: str = Field(description="${VAR} holding the ping URL, e.g. https://hc-ping.com/<uuid>")
+    timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not WHOLE_ENV_REF.match(value):
+            raise ValueError("give the ping URL as ${VAR}: whoever knows it can ping, so it is "
+                             "a secret and never enters the store")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(seconds=30):
+            raise ValueError("must be from 1s to 30s")
+        return value
+
+
 _KIND_FIELDS: dict[Kind, set[str]] = {
-    "report": {"source", "query", "params", "export", "email", "row_limit"},
-    "alert": {"source", "query", "params", "condition", "email", "export", "row_limit"},
+    "report": {"source", "query", "params", "export", "email", "row_limit", "deliver",
+               "burst"},
+    "alert": {"source", "query", "params", "condition", "email", "export", "row_limit",
+              "deliver"},
     "sql": {"source", "statements", "params", "max_rows_affected"},
     "call": {"call", "args", "kwargs"},
 }
@@ -278,7 +386,11 @@ class Task(_Strict):
     condition: str | None = Field(None, description="'rows' or 'column op value'")
     export: Export | None = None
     email: Email | None = None
+    burst: Burst | None = None
     notify: Notify = Notify()
+    monitor: Monitor | None = None
+    deliver: list[Channel] = Field(default_factory=list,
+                                   description="webhooks, Slack, Teams (mail is 'email')")
     call: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -307,11 +419,30 @@ class Task(_Strict):
             raise ValueError("give at least one SQL statement")
         return value
 
+    @field_validator("deliver")
+    @classmethod
+    def _unique_channels(cls, value: list[Channel]) -> list[Channel]:
+        labels = [c.label for c in value]
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        if twice:
+            raise ValueError(f"two channels are called {', '.join(twice)}: give each a 'name'")
+        return value
+
     @model_validator(mode="after")
     def _fits_kind(self) -> Task:
         for name in _REQUIRED[self.kind]:
             if getattr(self, name) in (None, [], ""):
                 raise ValueError(f"a {self.kind} task needs '{name}'")
+        if self.email is not None and self.burst is None and not self.email.to:
+            raise ValueError("email.to: give at least one address")
+        if self.burst is not None:
+            if self.email is None:
+                raise ValueError("burst: mails each recipient, so the task needs 'email' "
+                                 "(subject, body, send; leave out to, cc and bcc)")
+            if self.email.to or self.email.cc or self.email.bcc:
+                raise ValueError("burst: each mail goes only to the address in column "
+                                 f"'{self.burst.column}'; leave out email.to, cc and bcc so "
+                                 "nobody sees rows that are not theirs")
         allowed = _KIND_FIELDS[self.kind]
         for name in sorted(_OPTIONAL_KIND_FIELDS - allowed):
             if name in self.model_fields_set and getattr(self, name) not in (None, [], {}):
@@ -326,8 +457,15 @@ class Task(_Strict):
         return self.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
 
     def env_refs(self) -> list[str]:
-        """Environment variables this task reads at run time (its source's)."""
-        return sources.variables(self.source) if self.source else []
+        """Environment variables this task reads at run time (its source's, its channels')."""
+        refs = sources.variables(self.source) if self.source else []
+        if self.monitor is not None:
+            refs += [r for r in ENV_REF.findall(self.monitor.url) if r not in refs]
+        for channel in self.deliver:
+            texts = [channel.url, *channel.headers.values(), channel.sign.secret if
+                     channel.sign else ""]
+            refs += [ref for text in texts for ref in ENV_REF.findall(text) if ref not in refs]
+        return refs
 
 
 def json_schema() -> dict[str, Any]:

@@ -35,6 +35,8 @@ class Settings:
     smtp_from: str = "dbcron@localhost"
     smtp_timeout: float = 30.0
     max_attachment_mb: float = 10.0
+    publish_dir: Path | None = None  # where files too large to mail are copied for recipients
+    publish_url: str | None = None  # the address that directory is served at
     log_format: str = "text"
     log_level: str = "INFO"
     drain_seconds: float = 30.0
@@ -45,6 +47,8 @@ class Settings:
     metrics_address: str | None = None
     allowed_source_vars: str | None = None
     call_modules: str | None = None
+    http_address: str | None = None
+    http_rate_limit: int = 120  # requests per minute per token (or client without one)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -211,6 +215,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError(str(exc)) from None
     if settings.max_workers < 1:
         raise SettingsError("DBCRON_MAX_WORKERS must be at least 1")
+    if settings.http_rate_limit < 1:
+        raise SettingsError("DBCRON_HTTP_RATE_LIMIT (requests per minute) must be at least 1")
     for name in (
         "drain_seconds", "poll_seconds", "smtp_timeout", "max_attachment_mb",
         "retry_backoff_seconds",

@@ -29,9 +29,17 @@ JobStatus = Literal["succeeded", "failed"]
 # Why a run row exists: its slot came due, a late slot after downtime, `run`, or a dry run.
 Trigger = Literal["schedule", "catchup", "manual", "dry-run"]
 
+# Where a run's result goes besides mail: a generic JSON POST, or a chat incoming webhook.
+ChannelType = Literal["webhook", "slack", "teams"]
+
+# What an HTTP API token may do: read (GET) or also write (run now, enable, disable).
+TokenScope = Literal["read", "write"]
+
 KINDS: tuple[Kind, ...] = get_args(Kind)
 FORMATS: tuple[Format, ...] = get_args(Format)
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 FINAL_STATUSES: frozenset[RunStatus] = frozenset(RUN_STATUSES) - {"running"}
 # Slots that came from the schedule (as opposed to `run`): they count for catch-up.
 SCHEDULED_TRIGGERS: tuple[Trigger, ...] = ("schedule", "catchup")
+TOKEN_SCOPES: tuple[TokenScope, ...] = get_args(TokenScope)
+CHANNEL_TYPES: tuple[ChannelType, ...] = get_args(ChannelType)

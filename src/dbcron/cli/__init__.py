@@ -42,9 +42,9 @@ def cli(ctx: click.Context, store: str | None, state_dir: str | None) -> None:
 
 
 def _register() -> None:
-    from dbcron.cli import checks, edit, imports, runs, views
+    from dbcron.cli import checks, edit, imports, runs, tokens, views
 
-    for module in (edit, views, imports, runs, checks):
+    for module in (edit, views, imports, runs, checks, tokens):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -77,10 +77,12 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
 @click.option("--status", help=f"Only runs with this status: {', '.join(RUN_STATUSES)}.")
 @click.option("--since", help="An ISO time, or a duration back from now (24h, 7d).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--deliveries", is_flag=True,
+              help="Also list each run's deliveries: channel, recipient, sent/failed/skipped.")
 @json_option
 @pass_app
 def history(app: App, name: str | None, status: str | None, since: str | None, limit: int,
-            as_json: bool) -> None:
+            deliveries: bool, as_json: bool) -> None:
     """Past runs, newest first: when due, started, ended, status, rows, error."""
     from dbcron.errors import DbcronError
     from dbcron.services import runs
@@ -92,8 +94,10 @@ def history(app: App, name: str | None, status: str | None, since: str | None, l
     except DbcronError as exc:
         raise click.UsageError(str(exc)) from None
     found = runs.history(app.existing_store, name, status, start, limit)
+    ledger = app.existing_store.deliveries.of_runs([r.id for r in found]) if deliveries else {}
     if as_json:
-        print_json([r.to_json() for r in found])
+        print_json([{**r.to_json(), "deliveries": [d.to_json() for d in ledger[r.id]]}
+                    if deliveries else r.to_json() for r in found])
         return
     if not found:
         click.echo("no runs")
@@ -114,6 +118,12 @@ def history(app: App, name: str | None, status: str | None, since: str | None, l
         lines.append([*row, chunks[0] if chunks else ""])
         lines += [["", "", "", "", "", "", chunk] for chunk in chunks[1:]]
     table(lines, headers)
+    for r in found:
+        if ledger.get(r.id):
+            click.echo(f"\nrun {r.id} deliveries:")
+            table([[d.channel, d.recipient, d.status + (" (resend)" if d.resend else ""),
+                    d.detail.splitlines()[0][:80] if d.detail else ""] for d in ledger[r.id]],
+                  ["CHANNEL", "RECIPIENT", "STATUS", "DETAIL"])
 
 
 def _error_room(headers: list[str], rows: list[list[str]]) -> int:
@@ -172,4 +182,24 @@ def status(app: App, check: bool, as_json: bool) -> None:
         click.echo(f"  {local(at, at.tzinfo)}  {name}")  # each in its task's zone, as in list
 
 
-COMMANDS = [run, history, status]
+@click.command()
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--failed-only", is_flag=True, help="Only the deliveries that failed.")
+@json_option
+@pass_app
+def resend(app: App, run_id: int, failed_only: bool, as_json: bool) -> None:
+    """Deliver a finished run again from its kept copies, without running its query."""
+    from dbcron.services.resend import resend as resend_run
+
+    items = resend_run(app.existing_store, app.settings, run_id, failed_only, app.now())
+    if as_json:
+        print_json(items)
+    else:
+        for i in items:
+            click.echo(f"{i['channel']} {i['recipient']}: {i['status']} ({i['detail']})")
+    failed = sum(1 for i in items if i["status"] == "failed")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(items)} deliveries failed again")
+
+
+COMMANDS = [run, history, status, resend]

@@ -68,6 +68,10 @@ def show(app: App, name: str, as_json: bool) -> None:
     for run in recent:
         error = f"  {run['error'].splitlines()[0]}" if run["error"] else ""
         click.echo(f"#   {local(run['scheduled_for'], tz)}  {run['status']}{error}")
+        for d in run["deliveries"]:
+            again = " (resend)" if d["resend"] else ""
+            click.echo(f"#     {d['channel']} {d['recipient']}: {d['status']}{again}"
+                       f"  {d['detail']}")
     if imported:
         click.echo("# imported from tasks.json: " + ", ".join(f"{k}={v}" for k, v in
                                                           imported.items()))

@@ -41,6 +41,7 @@ from dbcron.vocabulary import Trigger
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from dbcron.daemon.http_api import HttpServer
     from dbcron.daemon.metrics import Metrics
 
 log = logging.getLogger("dbcron.daemon")
@@ -127,6 +128,9 @@ class Daemon:
         self._locks: list[int] = []
         self._last_reload: datetime | None = None
         self._last_status = ""
+        self.http: HttpServer | None = None
+        # Per task: (definition digest, the slot awaited); a changed schedule starts afresh.
+        self._expected: dict[str, tuple[str, datetime | None]] = {}
         self.store: Store
         self.runner: Runner
         self.pool: WorkerPool
@@ -183,6 +187,8 @@ class Daemon:
             started_at=now, heartbeat_at=now, last_reload_at=None, tasks_loaded=0,
             status="starting", stopped_at=None, heartbeat_seconds=HEARTBEAT_SECONDS,
         ))
+        if settings.http_address:
+            self._start_http(settings.http_address)
         self.pool = WorkerPool(settings.max_workers, settings.log_level, settings.log_format)
         self.runner = Runner(self.store, settings, self.pool, self.identity, self.clock,
                              self.metrics)
@@ -225,6 +231,20 @@ class Daemon:
             "the daemon where the store with your tasks is",
             _masked(settings.store), what, settings.state_dir,
         )
+
+    def _start_http(self, address: str) -> None:
+        """The HTTP API and status page; its writes go through the store like the CLI's,
+        and a change wakes the loop as SIGHUP would."""
+        from dbcron.daemon.http_api import Api, HttpServer
+
+        self.http = HttpServer(Api(self.store, self.settings, self.clock,
+                                   self.on_reload_signal))
+        try:
+            host, port = self.http.start(address)
+        except (ValueError, OSError) as exc:
+            raise DaemonError(f"DBCRON_HTTP_ADDRESS={address}: {exc}") from None
+        log.info("HTTP API and status page on http://%s:%d/",
+                 f"[{host}]" if ":" in host else host, port)
 
     def _recover(self, now: datetime) -> list[Any]:
         """Runs left `running` by a daemon that is gone become interrupted."""
@@ -424,11 +444,29 @@ class Daemon:
             last_reload_at=self._last_reload, status=line,
         )
         self.store.runs.renew_leases(self.runner.inflight(), now + LEASE)
+        if self.metrics is not None:
+            self._watch_overdue(now)
         if not self._sole_owner():
             stale = self.store.runs.interrupt_expired(
                 now, "interrupted: the daemon running it stopped renewing its lease"
             )
             self._resume(stale, now)
+
+    def _watch_overdue(self, now: datetime) -> None:
+        """Expected next slot and `overdue` per task, for the metrics (daemon/overdue.py)."""
+        from dbcron.daemon.overdue import watch
+
+        assert self.metrics is not None
+        last = self.store.runs.last_slots()
+        states = {}
+        expected = {}
+        for name, loaded in list(self.tasks.items()):
+            digest, awaited = self._expected.get(name, (loaded.digest, None))
+            states[name] = watch(loaded.spec, awaited if digest == loaded.digest else None,
+                                 last.get(name), now)
+            expected[name] = (loaded.digest, states[name][0])
+        self._expected = expected
+        self.metrics.set_expected(states)
 
     def _status(self) -> str:
         """STATUS= for `systemctl status`, sent only when the line changed; returns it."""
@@ -467,6 +505,8 @@ class Daemon:
         log.info("stopping: waiting up to %.0fs for %d running run(s)",
                  self.settings.drain_seconds, self.runner.active())
         self.scheduler.shutdown(wait=False)
+        if self.http is not None:
+            self.http.stop()
         self.runner.stop_accepting()
         self._due.put(None)
         deadline = time.monotonic() + self.settings.drain_seconds

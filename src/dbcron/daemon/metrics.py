@@ -15,6 +15,7 @@ them all, while ``rate()`` over a counter answers the operational question
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 from datetime import datetime
@@ -32,24 +33,24 @@ DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
-def parse_address(address: str) -> tuple[str, int]:
+def parse_address(address: str, what: str = "metrics address") -> tuple[str, int]:
     """``host:port`` or ``[ipv6]:port`` -> (host, port); ValueError says what is valid."""
     usage = "expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464"
     host, sep, port_text = address.strip().rpartition(":")
     if not sep or not host:
-        raise ValueError(f"metrics address {address!r}: {usage}")
+        raise ValueError(f"{what} {address!r}: {usage}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError(
-                f"metrics address {address!r}: {host!r} is not an IPv6 address"
+                f"{what} {address!r}: {host!r} is not an IPv6 address"
             ) from None
     elif ":" in host or "[" in host or "]" in host:
-        raise ValueError(f"metrics address {address!r}: put an IPv6 address in brackets, {usage}")
+        raise ValueError(f"{what} {address!r}: put an IPv6 address in brackets, {usage}")
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"metrics address {address!r}: port must be 0-65535, {usage}")
+        raise ValueError(f"{what} {address!r}: port must be 0-65535, {usage}")
     return host, int(port_text)
 
 
@@ -110,6 +111,19 @@ class Metrics:
             "Unix time of the last store (re)load.",
             registry=reg,
         )
+        self.next_fire: Gauge = prom.Gauge(
+            "dbcron_task_next_fire_timestamp_seconds",
+            "Unix time of the slot the daemon expects to run next, per task.",
+            ["task"],
+            registry=reg,
+        )
+        self.overdue: Gauge = prom.Gauge(
+            "dbcron_task_overdue",
+            "1 when a task's expected slot is over a minute past with no run row for it.",
+            ["task"],
+            registry=reg,
+        )
+        self._watched: set[str] = set()
         self.up.set(1)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -137,6 +151,21 @@ class Metrics:
             self.rows.labels(task=task).inc(rows)
         if status == "succeeded":
             self.last_success.labels(task=task).set(_epoch(finished_at))
+
+    def set_expected(self, states: dict[str, tuple[datetime | None, bool]]) -> None:
+        """Per task: the slot awaited and whether it is overdue; tasks not given are dropped."""
+        for task in self._watched - states.keys():
+            for gauge in (self.next_fire, self.overdue):
+                with contextlib.suppress(KeyError):  # never set: its schedule had ended
+                    gauge.remove(task)
+        for task, (expected, late) in states.items():
+            if expected is not None:
+                self.next_fire.labels(task=task).set(_epoch(expected))
+            else:
+                with contextlib.suppress(KeyError):
+                    self.next_fire.remove(task)
+            self.overdue.labels(task=task).set(1 if late else 0)
+        self._watched = set(states)
 
     def set_tasks_loaded(self, n: int) -> None:
         self.tasks_loaded.set(n)

@@ -260,6 +260,10 @@ class Runner:
         task = attempt.task
         now = self.clock()
         self.writer.put(attempt.run_id, Started(attempt.number, now, now + LEASE, self._claim(now)))
+        if task.monitor is not None:
+            from dbcron.daemon.monitor import ping
+
+            ping(task, "start", attempt.run_id)
         late = now - attempt.slot if attempt.trigger != "manual" else None
         log.info(
             "run %s started: slot %s, attempt %d%s", task.name, attempt.slot.isoformat(),
@@ -309,6 +313,13 @@ class Runner:
             status, now, rows=result.rows, size=result.bytes, artifacts=result.artifacts,
             result=result.result, error=error,
         ))
+        if result.deliveries:
+            self._ledger(task.name, attempt.run_id, result.deliveries, now)
+        if task.monitor is not None:
+            from dbcron.daemon.monitor import ping
+
+            ping(task, "success" if status == "succeeded" else "fail", attempt.run_id,
+                 f"{status}: {error}" if error else status)
         level = logging.INFO if status == "succeeded" else logging.ERROR
         log.log(
             level, "run %s %s: slot %s, %.1fs%s%s", task.name, status, attempt.slot.isoformat(),
@@ -325,6 +336,14 @@ class Runner:
         if status != "succeeded" and task.notify.on_failure:
             self._notify(task, attempt, status, error or status)
         self._next_of(task.name)
+
+    def _ledger(self, task: str, run_id: int, items: list[dict[str, str]], now: datetime
+                ) -> None:
+        try:
+            self.store.deliveries.record(run_id, task, items, now)
+        except Exception:  # the run's own row matters more than its ledger
+            log.exception("run %s: could not record %d deliveries of run %d", task, len(items),
+                          run_id)
 
     def _notify(self, task: Task, attempt: _Attempt, status: RunStatus, error: str) -> None:
         from dbcron.jobs.mail.delivery import notify_failure

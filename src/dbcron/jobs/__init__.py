@@ -29,7 +29,8 @@ def execute(request: JobRequest) -> JobResult:
 
         return run_pipeline(request)
     except JobError as exc:
-        return JobResult("failed", error=mask_secrets(str(exc)), retryable=exc.retryable)
+        return JobResult("failed", error=mask_secrets(str(exc)), retryable=exc.retryable,
+                         deliveries=exc.deliveries)
     except TemplateError as exc:
         # A template is wrong in the task file: trying again renders it the same way.
         return JobResult("failed", error=mask_secrets(str(exc)), retryable=False)

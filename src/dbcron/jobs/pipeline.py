@@ -83,6 +83,10 @@ def _describe_count(statement: str, count: int) -> str:
 def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) -> JobResult:
     """plan -> read -> decide -> compose -> send; a dry run differs only in its sender."""
     plan = _plan(request, task, tz, env)
+    if task.burst is not None:
+        from dbcron.jobs.burst import run_burst
+
+        return run_burst(request, plan)
     output = _read(request, plan)
     decision = _decide(task, output, plan.condition, request.dry_run)
     result = JobResult(
@@ -93,12 +97,45 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
     )
     if decision.skip:
         result.summary = "; ".join([*decision.notes, decision.skip])
-        return result
-    mail = _compose(request, plan, output, decision)
-    result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)]
-    sender = _send_dry_run if request.dry_run else _send
-    sender(request, plan, mail, decision, result)
+        if task.email is not None and not request.dry_run:
+            result.deliveries = _mail_ledger(task.email.to + task.email.cc + task.email.bcc,
+                                             "skipped", decision.skip)
+    else:
+        mail = _compose(request, plan, output, decision)
+        result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)]
+        sender = _send_dry_run if request.dry_run else _send
+        sender(request, plan, mail, decision, result)
+    if task.deliver:
+        _deliver_channels(request, plan, output, decision, result)
     return result
+
+
+def _deliver_channels(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision,
+                      result: JobResult) -> None:
+    """Webhook, Slack and Teams channels, after the mail; a failed channel fails the run
+    without a retry (retrying would query and mail again): the error names it."""
+    from dbcron.jobs.deliver import RunFacts, deliver_all, summarize
+
+    task = plan.task
+    if request.dry_run:
+        labels = ", ".join(c.label for c in task.deliver)
+        result.summary = "; ".join(filter(None, [result.summary, f"would post to {labels}"]))
+        return
+    mailed = not decision.skip and task.email is not None
+    facts = RunFacts(
+        task=task, slot=request.slot, local=plan.local, env=plan.env, rows=output.rows,
+        columns=output.columns, preview=output.preview, files=output.files,
+        out_dir=plan.out_dir, reason=decision.found.reason if decision.found else None,
+        holds=decision.found.holds if decision.found else None,
+        mailed_to=len(task.email.to) + len(task.email.cc) if mailed and task.email else 0,
+        run_id=request.run_id, attempt=request.attempt,
+    )
+    deliveries = deliver_all(facts)
+    posted, error = summarize(deliveries)
+    result.summary = "; ".join(filter(None, [result.summary, posted]))
+    result.deliveries += [d.to_json() for d in deliveries]
+    if error:
+        result.status, result.error, result.retryable = "failed", error, False
 
 
 @dataclass(frozen=True)
@@ -223,6 +260,11 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
             files=[p.name for p in output.files],
         )
 
+    from dbcron.jobs.deliver.publish import publish
+
+    published = None if request.dry_run else publish(output.files, request.settings, task.name,
+                                                     plan.local)
+
     def message(
         to: Sequence[str], cc: Sequence[str], bcc: Sequence[str], prefix: str
     ) -> EmailMessage:
@@ -237,7 +279,7 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
             text=text,
             html=html,
             attachments=output.files,
-            output_note=str(plan.out_dir),
+            output_note=published or str(plan.out_dir),
         )
 
     return _Mail(
@@ -247,10 +289,26 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
     )
 
 
+def _mail_ledger(to: Sequence[str], status: str, detail: str) -> list[dict[str, str]]:
+    return [{"channel": "mail", "type": "mail", "recipient": address, "status": status,
+             "detail": detail} for address in to]
+
+
 def _send(
     request: JobRequest, plan: _Plan, mail: _Mail, decision: _Decision, result: JobResult
 ) -> None:
-    deliver(request.settings, mail.message, request.timeout)
+    from dbcron.jobs.deliver import keep_sent
+
+    to = recipients(mail.message)
+    # Kept beside the files so `manage-tasks resend` sends this very message again.
+    keep_sent(plan.out_dir, request.run_id, "mail.eml", mail.message.as_bytes())
+    try:
+        deliver(request.settings, mail.message, request.timeout)
+    except JobError as exc:
+        exc.deliveries = _mail_ledger(to, "failed", str(exc))
+        raise
+    result.deliveries = _mail_ledger(to, "sent", "accepted" if request.settings.smtp_host
+                                     else "written to the outbox")
     mailed = _mailed(mail.message, mail.file_count, plan.out_dir)
     result.summary = "; ".join([*decision.notes, mailed])
 

@@ -25,9 +25,11 @@ class JobError(Exception):
     function that does not exist), so retries are not spent on it.
     """
 
-    def __init__(self, message: str, retryable: bool = True) -> None:
+    def __init__(self, message: str, retryable: bool = True,
+                 deliveries: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.deliveries = deliveries or []  # the ledger rows of a failed mail
 
 
 @dataclass(frozen=True)
@@ -55,3 +57,6 @@ class JobResult:
     error: str | None = None
     retryable: bool = True
     summary: str = ""
+    # The ledger: one {channel, type, recipient, status, detail} per mail recipient and
+    # channel of `deliver:` (jobs.deliver.Delivery), recorded when the run ends.
+    deliveries: list[dict[str, str]] = field(default_factory=list)

@@ -195,7 +195,11 @@ def detail(store: Store, name: str, settings: Settings, now: datetime) -> dict[s
     data["next_runs"] = (
         [t.isoformat() for t in fire_times(spec, now, 5)] if row.enabled else []
     )
-    data["recent_runs"] = [r.to_json() for r in store.runs.history(task=name, limit=5)]
+    recent = store.runs.history(task=name, limit=5)
+    ledger = store.deliveries.of_runs([r.id for r in recent])
+    data["recent_runs"] = [
+        {**r.to_json(), "deliveries": [d.to_json() for d in ledger[r.id]]} for r in recent
+    ]
     data["schedule_text"] = describe(spec)
     if row.imported:
         data["imported"] = row.imported

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, inspect, select, text, update
 
 from dbcron.errors import StoreError
 from dbcron.store.database import Database
-from dbcron.store.tables import metadata, store_state, tasks
+from dbcron.store.tables import api_tokens, deliveries, metadata, store_state, tasks
 
 
 def _create(conn: Connection) -> None:
@@ -32,9 +32,15 @@ def _v2(conn: Connection) -> None:
         conn.execute(update(tasks).where(tasks.c.name == name).values(schedule=schedule))
 
 
+def _v3(conn: Connection) -> None:
+    # Only these tables are new: create_all with `tables=` leaves the others alone.
+    metadata.create_all(conn, tables=[api_tokens, deliveries])
+
+
 # (version, what it changes, step); version 1 was the first schema.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "tasks.schedule: the schedule alone, for list and status", _v2),
+    (3, "api_tokens: hashed tokens of the HTTP API; deliveries: the delivery ledger", _v3),
 ]
 LATEST = STEPS[-1][0]
 

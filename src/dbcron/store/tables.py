@@ -122,3 +122,32 @@ daemons = Table(
     Column("stopped_at", UtcDateTime),
     Column("heartbeat_seconds", Float, nullable=False),
 )
+
+# HTTP API tokens (v3): the SHA-256 of each token, never the token itself.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("scope", String(8), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+
+# The delivery ledger (v3): one row per run, channel and recipient, written when the run
+# ends and again by each `resend`.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger, nullable=False),
+    Column("task", String(64), nullable=False),
+    Column("channel", String(64), nullable=False),  # "mail" or a deliver: channel's label
+    Column("type", String(16), nullable=False),  # mail | webhook | slack | teams
+    Column("recipient", String(320), nullable=False),  # an address, or the URL's ${VAR}/host
+    Column("status", String(8), nullable=False),  # sent | failed | skipped
+    Column("detail", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("resend", Boolean, nullable=False),
+    Index("ix_deliveries_run", "run_id"),
+)

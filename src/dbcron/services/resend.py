@@ -1,0 +1,116 @@
+"""`manage-tasks resend RUN`: deliver a finished run again from what it kept, never re-querying.
+
+A run keeps the mail it sent and each channel's body under
+``<output>/<task>/.sent/run-<id>/``. Resending reads those copies: the same
+message (same Message-ID, to the chosen recipients) and the same bodies (same
+Idempotency-Key, freshly signed, to the URL the task names now). Every resend
+adds its own rows to the ledger; the original rows stay as they were.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from dbcron.errors import DbcronError
+from dbcron.settings import Settings
+from dbcron.store import DeliveryRow, Store
+
+if TYPE_CHECKING:
+    from dbcron.model import Channel
+
+
+def resend(store: Store, settings: Settings, run_id: int, failed_only: bool, now: datetime
+           ) -> list[dict[str, str]]:
+    """The new ledger rows, one per delivery tried again."""
+    from dbcron.jobs.deliver import sent_dir
+    from dbcron.services.tasks import load
+
+    run = store.runs.get(run_id)
+    if run is None:
+        raise DbcronError(f"no run {run_id}; 'manage-tasks history' lists runs")
+    if run.status == "running":
+        raise DbcronError(f"run {run_id} of {run.task} is still running; resend after it ends")
+    latest: dict[tuple[str, str], DeliveryRow] = {}
+    for row in store.deliveries.of_runs([run_id])[run_id]:
+        latest[(row.channel, row.recipient)] = row  # a later resend supersedes
+    chosen = [r for r in latest.values()
+              if r.status == "failed" or (r.status == "sent" and not failed_only)]
+    if not chosen:
+        what = "no failed deliveries" if failed_only else "no deliveries"
+        raise DbcronError(f"run {run_id} of {run.task} has {what} to resend "
+                          f"(see 'manage-tasks history {run.task} --deliveries')")
+    task = load(store, run.task)
+    folder = sent_dir(settings.output_dir / run.task, run_id)
+    items: list[dict[str, str]] = []
+    mail = [r.recipient for r in chosen if r.type == "mail"]
+    if mail and (folder / "mail.eml").exists():
+        items += _resend_mail(settings, folder / "mail.eml", mail)
+    else:  # a burst: each recipient has a mail of their own
+        from dbcron.jobs.burst import kept_mail_name
+
+        for address in mail:
+            items += _resend_mail(settings, folder / kept_mail_name(address), [address])
+    channels = {c.label: c for c in task.deliver}
+    for row in (r for r in chosen if r.type != "mail"):
+        items.append(_resend_channel(row, channels, folder, run.task, run.scheduled_for))
+    store.deliveries.record(run_id, run.task, items, now, resend=True)
+    return items
+
+
+def _row(channel: str, kind: str, recipient: str, status: str, detail: str) -> dict[str, str]:
+    return {"channel": channel, "type": kind, "recipient": recipient, "status": status,
+            "detail": detail}
+
+
+def _missing(path: os.PathLike[str]) -> str:
+    return (f"the copy kept for resend is gone ({path}); copies are pruned with the output "
+            "files after DBCRON_KEEP_OUTPUT_DAYS")
+
+
+def _resend_mail(settings: Settings, eml: os.PathLike[str], to: list[str]
+                 ) -> list[dict[str, str]]:
+    from email import policy
+    from email.parser import BytesParser
+
+    from dbcron.jobs.mail.delivery import mailer_for
+    from dbcron.jobs.mail.send import MailError, send_with_retry
+
+    try:
+        with open(eml, "rb") as handle:
+            msg = BytesParser(policy=policy.default).parse(handle)
+    except FileNotFoundError:
+        return [_row("mail", "mail", a, "failed", _missing(eml)) for a in to]
+    for header in ("To", "Cc", "Bcc"):
+        del msg[header]
+    msg["To"] = ", ".join(to)
+    try:
+        send_with_retry(mailer_for(settings), msg, attempts=2, backoff=5.0)
+    except MailError as exc:
+        return [_row("mail", "mail", a, "failed", f"mail not sent: {exc}") for a in to]
+    return [_row("mail", "mail", a, "sent", "resent") for a in to]
+
+
+def _resend_channel(row: DeliveryRow, channels: Mapping[str, Channel],
+                    folder: os.PathLike[str], task: str, slot: datetime) -> dict[str, str]:
+    from pathlib import Path
+
+    from dbcron.jobs.deliver import idempotency_key, post
+    from dbcron.jobs.deliver.post import DeliveryFailed
+
+    channel = channels.get(row.channel)
+    if channel is None:
+        return _row(row.channel, row.type, row.recipient, "failed",
+                    f"the task has no channel '{row.channel}' any more")
+    path = Path(folder) / f"{row.channel}.json"
+    try:
+        body = path.read_bytes()
+    except FileNotFoundError:
+        return _row(row.channel, row.type, row.recipient, "failed", _missing(path))
+    try:
+        detail = post(channel, body, idempotency_key(task, slot, row.channel), os.environ)
+    except DeliveryFailed as exc:
+        return _row(row.channel, row.type, row.recipient, "failed", str(exc))
+    return _row(row.channel, row.type, row.recipient, "sent", f"resent: {detail}")

@@ -68,7 +68,7 @@ def test_design_example_is_valid_and_round_trips() -> None:
         ({"schedule": {"cron": "0 9 * * mon-fri", "timezon": "UTC"}},
          ["tasks/x.yaml: task 'daily-sales': schedule.timezon: unknown field 'timezon'; did you "
           "mean 'timezone'? valid fields: cron, every, at, timezone, jitter, start, end, "
-          "max_runs, dst"]),
+          "max_runs, dst, calendar, on_holiday, business_day, business_days"]),
         ({"schedule": {"cron": "0 9 * * fri-mon-x"}},
          ["tasks/x.yaml: task 'daily-sales': schedule.cron: day of week: 'mon-x' is not a "
           "number in 0-7"]),

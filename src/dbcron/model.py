@@ -8,8 +8,8 @@ importing pydantic, which keeps the CLI fast.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
-from typing import Annotated, Any
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -30,8 +30,10 @@ from dbcron.vocabulary import (
     DstOverlap,
     Format,
     Kind,
+    OnHoliday,
     Overlap,
     SendRule,
+    Weekday,
 )
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -61,6 +63,63 @@ class Dst(_Strict):
     overlap: DstOverlap = "first"
 
 
+class Calendar(_Strict):
+    """Which days are business days: not a weekend day, a public holiday or a listed closure."""
+
+    country: str | None = Field(None, description="ISO 3166 code, e.g. GB, US, DE, IN")
+    subdivision: str | None = Field(None, description="state, province or nation, e.g. ENG")
+    holidays: list[date] = Field(default_factory=list, description="extra closed days")
+    weekend: list[Weekday] = Field(
+        default_factory=lambda: ["sat", "sun"]  # type: ignore[arg-type]
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        supported = _countries()
+        if value.upper() not in supported:
+            raise ValueError(
+                f"unknown country {value!r}: use an ISO 3166 code the holidays library knows, "
+                f"e.g. GB, US, DE, FR, IN ({len(supported)} supported)"
+            )
+        return value.upper()
+
+    @field_validator("weekend")
+    @classmethod
+    def _weekend(cls, value: list[str]) -> list[str]:
+        value = list(dict.fromkeys(value))
+        if len(value) == 7:
+            raise ValueError("a weekend of all seven days leaves no business day")
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: list[date]) -> list[date]:
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _subdivision(self) -> Calendar:
+        if self.subdivision is None:
+            return self
+        if self.country is None:
+            raise ValueError("subdivision needs a country (e.g. country: GB, subdivision: ENG)")
+        known = _countries()[self.country]
+        if self.subdivision.upper() not in [s.upper() for s in known]:
+            valid = ", ".join(known) if known else "none: leave subdivision out"
+            raise ValueError(f"unknown subdivision {self.subdivision!r} of {self.country}: "
+                             f"valid: {valid}")
+        return self
+
+
+def _countries() -> dict[str, list[str]]:
+    # Imported here: only tasks that name a country pay for the holidays package.
+    import holidays
+
+    return dict(holidays.list_supported_countries())
+
+
 class Schedule(_Strict):
     """When: exactly one of cron, every, at; times without offset are in `timezone`."""
 
@@ -73,6 +132,20 @@ class Schedule(_Strict):
     end: datetime | None = None
     max_runs: int | None = Field(None, ge=1, description="stop after N successful runs")
     dst: Dst = Dst()
+    calendar: Calendar | None = Field(None, description="business days for a cron schedule")
+    on_holiday: OnHoliday | None = Field(None, description="a cron day that is closed; "
+                                         "default skip")
+    business_day: int | None = Field(
+        None, ge=-23, le=23, description="the Nth business day of the month; -1 = the last"
+    )
+    business_days: Literal["all"] | None = Field(None, description="every business day")
+
+    @field_validator("business_day")
+    @classmethod
+    def _business_day(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("count from 1 (the first business day) or from -1 (the last)")
+        return value
 
     @field_validator("cron")
     @classmethod
@@ -105,7 +178,31 @@ class Schedule(_Strict):
             )
         if self.start and self.end and _naive(self.end) <= _naive(self.start):
             raise ValueError("end must be after start")
+        self._check_days()
         return self
+
+    def _check_days(self) -> None:
+        rules = [k for k in ("on_holiday", "business_day", "business_days")
+                 if getattr(self, k) is not None]
+        if self.calendar is None:
+            if rules:
+                raise ValueError(f"{rules[0]} needs a calendar, e.g. calendar: {{country: GB}} "
+                                 "(calendar: {} means weekends only)")
+            return
+        if self.cron is None:
+            raise ValueError("a calendar works with cron (it picks days; cron gives the time), "
+                             "e.g. cron: '0 9 * * *'")
+        if self.business_day is not None and self.business_days is not None:
+            raise ValueError("give business_day or business_days, not both")
+        if self.business_day is not None and self.on_holiday is not None:
+            raise ValueError("on_holiday does not apply with business_day: "
+                             "the Nth business day is never a holiday")
+        if self.business_day is not None or self.business_days is not None:
+            parsed = cron.parse_cron(self.cron)
+            if parsed.days != frozenset(range(1, 32)) or len(parsed.weekdays) != 7:
+                field = "business_day" if self.business_day is not None else "business_days"
+                raise ValueError(f"{field} picks the days: write the cron's day-of-month and "
+                                 f"day-of-week as * (e.g. '0 9 * * *'), got {self.cron!r}")
 
 
 def _naive(value: datetime) -> datetime:

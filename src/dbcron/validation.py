@@ -14,13 +14,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dbcron.errors import InvalidTask
-from dbcron.model import Dst, Email, Export, Notify, Policy, Schedule, Task
+from dbcron.model import Calendar, Dst, Email, Export, Notify, Policy, Schedule, Task
 from dbcron.secrets import mask_secrets
 
 _MODELS: dict[str, type[BaseModel]] = {
     "": Task,
     "schedule": Schedule,
     "schedule.dst": Dst,
+    "schedule.calendar": Calendar,
     "policy": Policy,
     "export": Export,
     "email": Email,

@@ -17,6 +17,9 @@ Catchup = Literal["none", "latest", "all"]
 Overlap = Literal["skip", "queue", "allow"]
 DstGap = Literal["shift", "skip"]
 DstOverlap = Literal["first", "both"]
+# Business calendars: what a slot on a closed day does, and the days a weekend holds.
+OnHoliday = Literal["skip", "next", "previous"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 RunStatus = Literal[
     "running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed"
@@ -28,6 +31,7 @@ Trigger = Literal["schedule", "catchup", "manual", "dry-run"]
 
 KINDS: tuple[Kind, ...] = get_args(Kind)
 FORMATS: tuple[Format, ...] = get_args(Format)
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)  # in date.weekday() order
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 FINAL_STATUSES: frozenset[RunStatus] = frozenset(RUN_STATUSES) - {"running"}
 # Slots that came from the schedule (as opposed to `run`): they count for catch-up.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from dbcron.errors import DbcronError, InvalidTask, TaskNotFound
-from dbcron.schedule import ScheduleSpec, describe, fire_times, next_fire
+from dbcron.schedule import ScheduleSpec, calendar_notes, describe, fire_times, next_fire
 from dbcron.secrets import mask_secrets
 from dbcron.settings import Settings
 from dbcron.store import ApplyResult, Store, TaskRow
@@ -172,9 +172,11 @@ def detail(store: Store, name: str, settings: Settings, now: datetime) -> dict[s
     row = get(store, name)
     spec = spec_of(row, settings)
     data = masked(row.data)
-    data["next_runs"] = (
-        [t.isoformat() for t in fire_times(spec, now, 5)] if row.enabled else []
-    )
+    upcoming = explained(spec, fire_times(spec, now, 5) if row.enabled else [], now)
+    data["next_runs"] = [t.isoformat() for t, _ in upcoming]
+    if spec.calendar is not None:
+        # Why a run sits on its day (moved off a holiday, holidays skipped before it).
+        data["calendar_notes"] = {t.isoformat(): notes for t, notes in upcoming if notes}
     data["recent_runs"] = [r.to_json() for r in store.runs.history(task=name, limit=5)]
     data["schedule_text"] = describe(spec)
     if row.imported:
@@ -184,8 +186,21 @@ def detail(store: Store, name: str, settings: Settings, now: datetime) -> dict[s
 
 def upcoming(
     store: Store, name: str, count: int, start: datetime, settings: Settings
-) -> list[datetime]:
-    return fire_times(spec_of(get(store, name), settings), start, count)
+) -> list[tuple[datetime, list[str]]]:
+    """The next fire times, each with what a business calendar did to get there."""
+    spec = spec_of(get(store, name), settings)
+    return explained(spec, fire_times(spec, start, count), start)
+
+
+def explained(
+    spec: ScheduleSpec, times: list[datetime], start: datetime
+) -> list[tuple[datetime, list[str]]]:
+    result = []
+    previous = start
+    for t in times:
+        result.append((t, calendar_notes(spec, previous, t)))
+        previous = t
+    return result
 
 
 def set_enabled(store: Store, name: str, enabled: bool, now: datetime) -> bool:

@@ -254,6 +254,14 @@ class Export(_Strict):
 Address = Annotated[str, Field(pattern=r"^[^@\s,;<>\r\n]+@[^@\s,;<>\r\n]+$")]
 
 
+class OnlyNew(_Strict):
+    """Mail only rows whose key was not in an earlier mail of this task."""
+
+    key: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, description="the columns that identify a row, e.g. [order_id]"
+    )
+
+
 class Email(_Strict):
     to: list[Address] = Field(min_length=1)
     cc: list[Address] = Field(default_factory=list)
@@ -261,6 +269,7 @@ class Email(_Strict):
     subject: str | None = None
     body: str | None = Field(None, description="Jinja2 template; default: summary and rows")
     send: SendRule = "always"
+    only_new: OnlyNew | None = None
 
 
 class Notify(_Strict):

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dbcron.errors import InvalidTask
-from dbcron.model import Calendar, Dst, Email, Export, Notify, Policy, Schedule, Task
+from dbcron.model import Calendar, Dst, Email, Export, Notify, OnlyNew, Policy, Schedule, Task
 from dbcron.secrets import mask_secrets
 
 _MODELS: dict[str, type[BaseModel]] = {
@@ -25,6 +25,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "policy": Policy,
     "export": Export,
     "email": Email,
+    "email.only_new": OnlyNew,
     "notify": Notify,
 }
 

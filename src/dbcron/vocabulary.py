@@ -12,7 +12,7 @@ from typing import Literal, get_args
 
 Kind = Literal["report", "sql", "alert", "call"]
 Format = Literal["xlsx", "pdf", "csv"]
-SendRule = Literal["always", "if_rows", "if_empty"]
+SendRule = Literal["always", "if_rows", "if_empty", "if_changed"]
 Catchup = Literal["none", "latest", "all"]
 Overlap = Literal["skip", "queue", "allow"]
 DstGap = Literal["shift", "skip"]

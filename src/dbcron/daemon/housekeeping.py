@@ -60,6 +60,8 @@ def prune(store: Store, settings: Settings, now: datetime) -> PruneReport:
     history_before = _cutoff(now, settings.keep_history_days)
     output_before = _cutoff(now, settings.keep_output_days)
     runs = store.runs.prune(history_before) if history_before else 0
+    if history_before:
+        store.deliveries.prune(history_before)
     store.daemons.forget_before(now - _DAEMON_MEMORY)
     files = size = 0
     if output_before is not None:

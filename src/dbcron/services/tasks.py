@@ -218,6 +218,7 @@ def set_enabled(store: Store, name: str, enabled: bool, now: datetime) -> bool:
 def delete(store: Store, name: str) -> None:
     get(store, name)
     store.tasks.delete(name)
+    store.deliveries.forget(name)
 
 
 def export_all(store: Store) -> list[dict[str, Any]]:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from dbcron.store.daemons import DaemonRepo, DaemonRow, RunRequest
 from dbcron.store.database import Database
+from dbcron.store.deliveries import Delivery, DeliveryRepo
 from dbcron.store.migrations import migrate
 from dbcron.store.runs import Claim, RunRepo, RunRow
 from dbcron.store.tasks import ApplyResult, TaskRepo, TaskRow
 
 __all__ = [
-    "ApplyResult", "Claim", "DaemonRow", "RunRequest", "RunRow", "Store", "TaskRow", "open_store",
+    "ApplyResult", "Claim", "DaemonRow", "Delivery", "RunRequest", "RunRow", "Store", "TaskRow",
+    "open_store",
 ]
 
 
@@ -22,6 +24,7 @@ class Store:
         self.tasks = TaskRepo(db)
         self.runs = RunRepo(db)
         self.daemons = DaemonRepo(db)
+        self.deliveries = DeliveryRepo(db)
 
     def close(self) -> None:
         self.db.dispose()

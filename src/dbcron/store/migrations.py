@@ -15,7 +15,7 @@ from sqlalchemy import Connection, inspect, select, text, update
 
 from dbcron.errors import StoreError
 from dbcron.store.database import Database
-from dbcron.store.tables import metadata, store_state, tasks
+from dbcron.store.tables import delivered_keys, deliveries, metadata, store_state, tasks
 
 
 def _create(conn: Connection) -> None:
@@ -32,9 +32,17 @@ def _v2(conn: Connection) -> None:
         conn.execute(update(tasks).where(tasks.c.name == name).values(schedule=schedule))
 
 
+def _v3(conn: Connection) -> None:
+    # New tables only: nothing existing changes, so an older store keeps all it has.
+    # checkfirst: a store rolled back to an older version by hand may still hold them.
+    deliveries.create(conn, checkfirst=True)
+    delivered_keys.create(conn, checkfirst=True)
+
+
 # (version, what it changes, step); version 1 was the first schema.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "tasks.schedule: the schedule alone, for list and status", _v2),
+    (3, "deliveries, delivered_keys: what was mailed, for send: if_changed and only_new", _v3),
 ]
 LATEST = STEPS[-1][0]
 

@@ -1,4 +1,5 @@
-"""The store's tables (SQLAlchemy Core): tasks, runs, run requests, daemons, store state."""
+"""The store's tables (SQLAlchemy Core): tasks, runs, run requests, daemons, store state,
+and what was delivered (change-aware mail)."""
 
 from __future__ import annotations
 
@@ -121,4 +122,26 @@ daemons = Table(
     Column("status", String(255), nullable=False),
     Column("stopped_at", UtcDateTime),
     Column("heartbeat_seconds", Float, nullable=False),
+)
+
+# What the last mail of a task carried (v3), for `send: if_changed`: one row per task.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("task", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=False),
+)
+
+# Row keys already mailed (v3), for `only_new`: a 64-bit hash of each key, 8 bytes
+# a row instead of the key itself; pruned with the run history.
+delivered_keys = Table(
+    "delivered_keys",
+    metadata,
+    Column("task", String(64), primary_key=True),
+    Column("key_hash", BigInteger, primary_key=True, autoincrement=False),
+    Column("delivered_at", UtcDateTime, nullable=False),
+    Index("ix_delivered_keys_delivered_at", "delivered_at"),
 )

@@ -26,8 +26,9 @@ RunStatus = Literal[
 ]
 # What a finished attempt of a job reports; the runner maps it onto a RunStatus.
 JobStatus = Literal["succeeded", "failed"]
-# Why a run row exists: its slot came due, a late slot after downtime, `run`, or a dry run.
-Trigger = Literal["schedule", "catchup", "manual", "dry-run"]
+# Why a run row exists: its slot came due, a late slot after downtime, `run`, a dry run,
+# or `backfill` (a past slot run again on request).
+Trigger = Literal["schedule", "catchup", "manual", "dry-run", "backfill"]
 
 KINDS: tuple[Kind, ...] = get_args(Kind)
 FORMATS: tuple[Format, ...] = get_args(Format)

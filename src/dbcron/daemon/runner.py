@@ -136,6 +136,9 @@ class Runner:
         )
         for i, task, slot, trigger in batch:
             run_id = claimed.get((task.name, slot))
+            if run_id is None and trigger == "backfill":
+                # A backfilled slot may hold an earlier failure: that row is run again.
+                run_id = self.store.runs.reopen(task.name, slot, trigger, self._claim(now))
             if run_id is None:
                 log.debug("%s: slot %s was claimed already", task.name, slot.isoformat())
                 continue
@@ -148,7 +151,7 @@ class Runner:
     def _admit(self, task: Task, slot: datetime, trigger: Trigger, now: datetime) -> bool:
         """Grace, max_runs and overlap: False when the slot is recorded as not run."""
         policy = task.policy
-        if trigger == "manual":
+        if trigger in ("manual", "backfill"):
             return True  # asked for by a person: no grace, no overlap rule
         if too_late(slot, now, policy.grace):
             why = f"started {_ago(now - slot)} late, past its grace of {_ago(policy.grace)}"
@@ -260,7 +263,8 @@ class Runner:
         task = attempt.task
         now = self.clock()
         self.writer.put(attempt.run_id, Started(attempt.number, now, now + LEASE, self._claim(now)))
-        late = now - attempt.slot if attempt.trigger != "manual" else None
+        # A backfill is for a past slot on purpose: its mail must not say "late".
+        late = now - attempt.slot if attempt.trigger not in ("manual", "backfill") else None
         log.info(
             "run %s started: slot %s, attempt %d%s", task.name, attempt.slot.isoformat(),
             attempt.number, f", {_ago(late)} late" if late and late > timedelta(seconds=1) else "",

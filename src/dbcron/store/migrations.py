@@ -37,12 +37,21 @@ def _v3(conn: Connection) -> None:
     # checkfirst: a store rolled back to an older version by hand may still hold them.
     deliveries.create(conn, checkfirst=True)
     delivered_keys.create(conn, checkfirst=True)
+    # A backfill request names its slot and trigger; run-now requests leave them NULL.
+    _add_column(conn, "run_requests", "scheduled_for", "TIMESTAMP")
+    _add_column(conn, "run_requests", "trigger", "VARCHAR(16)")
+
+
+def _add_column(conn: Connection, table: str, column: str, sql_type: str) -> None:
+    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+        conn.execute(text(f'ALTER TABLE {table} ADD COLUMN "{column}" {sql_type}'))
 
 
 # (version, what it changes, step); version 1 was the first schema.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "tasks.schedule: the schedule alone, for list and status", _v2),
-    (3, "deliveries, delivered_keys: what was mailed, for send: if_changed and only_new", _v3),
+    (3, "deliveries, delivered_keys: what was mailed, for send: if_changed and only_new; "
+        "run_requests.scheduled_for, trigger: backfill requests", _v3),
 ]
 LATEST = STEPS[-1][0]
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dbcron.store.database import Database
 from dbcron.store.tables import daemons, runs
-from dbcron.vocabulary import SCHEDULED_TRIGGERS, RunStatus, Trigger
+from dbcron.vocabulary import FINAL_STATUSES, SCHEDULED_TRIGGERS, RunStatus, Trigger
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,27 @@ class RunRepo:
         )
         with self.db.write() as conn:
             return {(r.task, r.scheduled_for): r.id for r in conn.execute(statement, rows)}
+
+    def reopen(self, task: str, slot: datetime, trigger: Trigger, claim: Claim) -> int | None:
+        """Claim a slot again whose run ended without success (a backfill), in place.
+
+        One UPDATE guarded by the status: of two daemons only one reopens it, and a
+        slot that succeeded (or is running) is never touched. The row's earlier
+        failure is replaced by the new attempt's outcome.
+        """
+        statement = (
+            update(runs)
+            .where(runs.c.task == task, runs.c.scheduled_for == slot,
+                   runs.c.status.in_(FINAL_STATUSES - {"succeeded"}))
+            .values(trigger=trigger, status="running", attempt=1, started_at=None,
+                    finished_at=None, rows=None, bytes=None, artifacts=None, result=None,
+                    error=None, host=claim.host, pid=claim.pid, daemon_id=claim.daemon_id,
+                    lease_until=claim.lease_until)
+            .returning(runs.c.id)
+        )
+        with self.db.write() as conn:
+            found = conn.execute(statement).scalar()
+        return int(found) if found is not None else None
 
     def record(
         self, task: str, slot: datetime, trigger: Trigger, status: RunStatus, now: datetime,

@@ -107,6 +107,9 @@ run_requests = Table(
     Column("requested_at", UtcDateTime, nullable=False),
     Column("daemon_id", String(36)),
     Column("run_id", BigInteger),
+    # A backfill asks for a past slot (v3); a plain run-now leaves both empty.
+    Column("scheduled_for", UtcDateTime),
+    Column("trigger", String(16)),
 )
 
 daemons = Table(

@@ -28,3 +28,10 @@ def append(path: str, text: str = "x") -> int:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(f"{text} {os.getpid()}\n")
     return 1
+
+
+def require(path: str, out: str) -> int:
+    """Fail until `path` exists, then append a line to `out`: an upstream load that is late."""
+    if not Path(path).exists():
+        raise RuntimeError(f"{path} is not there yet")
+    return append(out)

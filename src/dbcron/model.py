@@ -32,6 +32,7 @@ from dbcron.vocabulary import (
     Kind,
     OnHoliday,
     Overlap,
+    ReadyThen,
     SendRule,
     Weekday,
 )
@@ -276,6 +277,33 @@ class Notify(_Strict):
     on_failure: list[Address] = Field(default_factory=list)
 
 
+class Ready(_Strict):
+    """Hold a run until its data is there: a query that must hold, tasks that must succeed."""
+
+    query: str | None = Field(None, description="read-only; true first column of the first "
+                              "row opens the gate; binds the task's params")
+    after: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(
+        default_factory=list, description="tasks that must succeed for the same date first")
+    every: Duration = timedelta(minutes=5)
+    until: Duration = timedelta(hours=2)
+    then: ReadyThen = "skip"
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Ready:
+        if self.query is None and not self.after:
+            raise ValueError("give a query that must hold, after: [tasks], or both")
+        if self.query is not None and not self.query.strip():
+            raise ValueError("query is empty")
+        return self
+
+
 _KIND_FIELDS: dict[Kind, set[str]] = {
     "report": {"source", "query", "params", "export", "email", "row_limit"},
     "alert": {"source", "query", "params", "condition", "email", "export", "row_limit"},
@@ -310,6 +338,7 @@ class Task(_Strict):
     export: Export | None = None
     email: Email | None = None
     notify: Notify = Notify()
+    ready: Ready | None = None
     call: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -330,6 +359,17 @@ class Task(_Strict):
         if value is not None and not [s for s in value if s.strip()]:
             raise ValueError("give at least one SQL statement")
         return value
+
+    @model_validator(mode="after")
+    def _ready(self) -> Task:
+        if self.ready is None:
+            return self
+        if self.ready.query is not None and self.kind == "call":
+            raise ValueError("ready.query needs a source: a call task can wait only "
+                             "for other tasks (ready: {after: [...]})")
+        if self.name in self.ready.after:
+            raise ValueError(f"ready.after: a task cannot wait for itself ('{self.name}')")
+        return self
 
     @model_validator(mode="after")
     def _fits_kind(self) -> Task:

@@ -14,7 +14,18 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dbcron.errors import InvalidTask
-from dbcron.model import Calendar, Dst, Email, Export, Notify, OnlyNew, Policy, Schedule, Task
+from dbcron.model import (
+    Calendar,
+    Dst,
+    Email,
+    Export,
+    Notify,
+    OnlyNew,
+    Policy,
+    Ready,
+    Schedule,
+    Task,
+)
 from dbcron.secrets import mask_secrets
 
 _MODELS: dict[str, type[BaseModel]] = {
@@ -27,6 +38,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "email": Email,
     "email.only_new": OnlyNew,
     "notify": Notify,
+    "ready": Ready,
 }
 
 

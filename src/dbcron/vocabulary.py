@@ -22,8 +22,11 @@ OnHoliday = Literal["skip", "next", "previous"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 RunStatus = Literal[
-    "running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed"
+    "running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed", "waiting"
 ]
+# A data-ready gate that stays shut until its deadline: skip the slot, run anyway, or fail
+# it (which mails notify.on_failure).
+ReadyThen = Literal["skip", "run", "notify"]
 # What a finished attempt of a job reports; the runner maps it onto a RunStatus.
 JobStatus = Literal["succeeded", "failed"]
 # Why a run row exists: its slot came due, a late slot after downtime, `run`, a dry run,
@@ -34,6 +37,8 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 FORMATS: tuple[Format, ...] = get_args(Format)
 WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)  # in date.weekday() order
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
-FINAL_STATUSES: frozenset[RunStatus] = frozenset(RUN_STATUSES) - {"running"}
+# A claimed run not yet ended: working, or waiting for its data-ready gate.
+LIVE_STATUSES: tuple[RunStatus, ...] = ("running", "waiting")
+FINAL_STATUSES: frozenset[RunStatus] = frozenset(RUN_STATUSES) - set(LIVE_STATUSES)
 # Slots that came from the schedule (as opposed to `run`): they count for catch-up.
 SCHEDULED_TRIGGERS: tuple[Trigger, ...] = ("schedule", "catchup")

@@ -110,6 +110,13 @@ class Metrics:
             "Unix time of the last store (re)load.",
             registry=reg,
         )
+        self.gate: Counter = prom.Counter(
+            "dbcron_gate_events",
+            "Data-ready gate outcomes: waiting (one per look that found it shut), "
+            "gave_up_skip / gave_up_run / gave_up_notify (its deadline passed).",
+            ["task", "outcome"],
+            registry=reg,
+        )
         self.up.set(1)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -137,6 +144,9 @@ class Metrics:
             self.rows.labels(task=task).inc(rows)
         if status == "succeeded":
             self.last_success.labels(task=task).set(_epoch(finished_at))
+
+    def observe_gate(self, task: str, outcome: str) -> None:
+        self.gate.labels(task=task, outcome=outcome).inc()
 
     def set_tasks_loaded(self, n: int) -> None:
         self.tasks_loaded.set(n)

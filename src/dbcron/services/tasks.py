@@ -64,7 +64,63 @@ def prune_candidates(store: Store, keep: Iterable[str]) -> list[str]:
 
 
 def apply(store: Store, checked: Checked, now: datetime, prune: bool = False) -> ApplyResult:
+    check_dependencies(store, checked.definitions, prune)
     return store.tasks.upsert(checked.definitions, now, prune=prune)
+
+
+def check_dependencies(store: Store, definitions: list[dict[str, Any]], prune: bool = False
+                       ) -> None:
+    """`ready.after` must name tasks that exist (after this change) and make no cycle.
+
+    Only a definition with `after` can add a cycle (the stored ones had none), so
+    applying tasks without it costs no read of the store.
+    """
+    if not any(_after(d) for d in definitions):
+        return
+    graph = {} if prune else {row.name: _after(row.data) for row in store.tasks.all()}
+    graph.update({d["name"]: _after(d) for d in definitions})
+    problems = [
+        f"task '{d['name']}': ready.after: '{up}' is not a task"
+        + (f" (known: {', '.join(sorted(graph))})" if len(graph) < 20 else "")
+        for d in definitions for up in _after(d) if up not in graph
+    ]
+    cycle = find_cycle(graph)
+    if cycle:
+        problems.append("ready.after makes a cycle, so none of these could ever run: "
+                        + " -> ".join(cycle))
+    if problems:
+        raise InvalidTask(problems)
+
+
+def _after(data: Mapping[str, Any]) -> list[str]:
+    return list((data.get("ready") or {}).get("after") or [])
+
+
+def find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
+    """A dependency cycle as a path that returns to its start, or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for up in graph.get(node, []):
+            if state.get(up) == 1:
+                return [*path[path.index(up):], up]
+            if up not in state and up in graph:
+                found = visit(up)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []
 
 
 def add(store: Store, data: Mapping[str, Any], origin: str, now: datetime) -> Checked:
@@ -75,6 +131,7 @@ def add(store: Store, data: Mapping[str, Any], origin: str, now: datetime) -> Ch
             f"a task named '{name}' exists already; use 'manage-tasks edit {name}' "
             "or 'manage-tasks apply' to change it"
         )
+    check_dependencies(store, checked.definitions)
     store.tasks.upsert(checked.definitions, now)
     return checked
 
@@ -88,6 +145,7 @@ def replace(store: Store, name: str, data: Any, now: datetime) -> ApplyResult:
             [f"name: renaming '{name}' to '{checked.names[0]}' is not supported; "
              "add the new task and delete the old one"]
         )
+    check_dependencies(store, checked.definitions)
     return store.tasks.upsert(checked.definitions, now)
 
 

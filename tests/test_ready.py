@@ -191,3 +191,18 @@ def test_a_chain_of_three_with_fan_in_runs_in_order(
     assert transform.finished_at <= report.started_at
     waited = [r for r in runs_of(state_dir, "report") if r.id == report.id]
     assert waited and waited[0].error is None
+
+
+def test_dry_run_says_whether_the_gate_holds(run_cli: Cli, tmp_path: Path) -> None:
+    write_task(tmp_path / "t", "load", call="jobs:succeed")
+    write_task(tmp_path / "t", "report", call="jobs:succeed",
+               schedule={"cron": "0 7 * * *", "timezone": "Europe/London"},
+               ready={"after": ["load"], "every": "10m", "until": "3h", "then": "notify"})
+    assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
+    result = run_cli("run", "report", "--dry-run", "--as-of", "2026-11-02")
+    assert result.exit_code == 0
+    assert result.output == (
+        "ready: not yet (waiting for load to succeed for 2026-11-02); a scheduled run would "
+        "wait, looking every 10m, until 2026-11-02 10:00 UTC, then notify\n"
+        "dry run: would call jobs:succeed\n"
+    )

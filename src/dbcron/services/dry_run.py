@@ -94,10 +94,33 @@ def dry_run(
     slot = slot_for(task, settings.timezone, day, now)
     timeout = task.policy.timeout.total_seconds()
     result = dry_run_task(task, settings, slot, Path(out_dir) if out_dir else None, to, timeout)
-    why = _calendar_line(task, settings.timezone, slot)
-    if why is None:
+    lines = [line for line in (_calendar_line(task, settings.timezone, slot),
+                               _gate_line(store, settings, task, slot)) if line]
+    if not lines:
         return result
-    return replace(result, summary=f"{why}\n{result.summary}" if result.summary else why)
+    return replace(result, summary="\n".join([*lines, result.summary] if result.summary
+                                                else lines))
+
+
+def _gate_line(store: Store, settings: Settings, task: Task, slot: datetime) -> str | None:
+    """Whether the data-ready gate holds for the slot now (a dry run looks once, never waits)."""
+    if task.ready is None:
+        return None
+    from dbcron.daemon.gate import check, deadline
+
+    look = check(store, settings, task, slot)
+    if look.holds:
+        return f"ready: holds now ({look.why})"
+    end = deadline(task.ready, slot)
+    return (f"ready: not yet ({look.why}); a scheduled run would wait, looking every "
+            f"{_spelled(task.ready.every)}, until {end:%Y-%m-%d %H:%M} UTC, then "
+            f"{task.ready.then}")
+
+
+def _spelled(value: timedelta) -> str:
+    from dbcron.durations import format_duration
+
+    return format_duration(value)
 
 
 def _calendar_line(task: Task, default_tz: str, slot: datetime) -> str | None:

@@ -257,3 +257,28 @@ def test_bad_calendar_at_apply_names_the_file_and_changes_nothing(run_cli: Cli,
     assert f"{path}: task 'month-end': schedule.calendar.country: unknown country 'ZZ'" in (
         result.output)
     assert not (tmp_path / "state" / "dbcron.db").exists()
+
+
+def test_a_calendar_file_is_shared_by_tasks_and_stored_inline(run_cli: Cli,
+                                                              tmp_path: Path) -> None:
+    folder = tmp_path / "tasks"
+    (folder / "calendars").mkdir(parents=True)
+    (folder / "calendars" / "uk-office.yaml").write_text(
+        "country: GB\nsubdivision: ENG\nholidays: [2026-12-24]\n")
+    for name in ("a", "b"):
+        write_task(folder, name, schedule={"cron": "0 9 * * *", "calendar": "uk-office"})
+    result = run_cli("apply", str(folder))
+    assert result.exit_code == 0, result.output
+    data = json.loads(run_cli("show", "b", "--json").output)
+    assert data["schedule"]["calendar"] == {**ENG, "holidays": ["2026-12-24"]}
+    assert run_cli("next", "a", "-n", "1", "--from", "2026-12-23T10:00Z").output == (
+        "2026-12-29T09:00:00+00:00\n"
+        "  2026-12-24 is a listed holiday: skipped\n"
+        "  2026-12-25 is Christmas Day: skipped\n"
+        "  2026-12-28 is Boxing Day (observed): skipped\n")
+
+    write_task(folder, "c", schedule={"cron": "0 9 * * *", "calendar": "us-office"})
+    result = run_cli("apply", str(folder))
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {folder / 'c.yaml'}: schedule.calendar: no calendar "
+                             f"file us-office.yaml in {folder / 'calendars'}\n")

@@ -29,6 +29,7 @@ from dbcron.calendars import (
     day_active,
     decision,
     moves_into,
+    nth_business_day,
     ordinal,
     skipped_between,
 )
@@ -188,13 +189,24 @@ def _next_cron_careful(spec: ScheduleSpec, after: datetime, local: datetime) -> 
     return best
 
 
+@lru_cache(maxsize=4096)
 def _next_calendar(spec: ScheduleSpec, rule: CalendarRule, after: datetime) -> datetime | None:
-    """Day by day: the first active day with a cron time whose instant is after `after`."""
+    """Day by day: the first active day with a cron time whose instant is after `after`.
+
+    Cached: `list` asks for every task at one `now`, and tasks share schedules.
+    """
     cron = parse_cron(spec.cron or "")
     local = after.astimezone(spec.tz).replace(tzinfo=None)
     # Start a DST window early: a wall time of the day before can be a later instant.
     day = (local - _DST_WINDOW).date()
     for _ in range(366 * 8):
+        if rule.business_day is not None:
+            # One candidate a month: go straight to it instead of walking the days.
+            target = nth_business_day(rule, day.year, day.month, rule.business_day)
+            if target is None or target < day:
+                day = _next_month(day)
+                continue
+            day = target
         if day_active(rule, cron, day):
             best: datetime | None = None
             for hour in cron.hours:
@@ -211,6 +223,10 @@ def _next_calendar(spec: ScheduleSpec, rule: CalendarRule, after: datetime) -> d
                 return best
         day += timedelta(days=1)
     return None
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def calendar_notes(spec: ScheduleSpec, previous: datetime, slot: datetime) -> list[str]:

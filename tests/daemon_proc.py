@@ -29,6 +29,8 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class DaemonProcess:
+    command = DAEMON
+
     def __init__(self, state_dir: Path, **env: str) -> None:
         self.state_dir = state_dir
         self.log_path = state_dir.parent / f"daemon-{time.monotonic_ns()}.log"
@@ -48,7 +50,7 @@ class DaemonProcess:
     def start(self, wait_ready: bool = True) -> DaemonProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(DAEMON, env=self.env, stdout=self._log,
+        self.proc = subprocess.Popen(self.command, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=self.state_dir.parent)
         if wait_ready:
             wait_for(lambda: "scheduler-daemon ready" in self.log() or self.exited(), 20,

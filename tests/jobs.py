@@ -41,3 +41,10 @@ def fail_with_config(variable: str) -> None:
     password = os.environ[variable]
     config = {"host": "db", "password": password}
     raise RuntimeError(f"bad config {config!r}; as JSON {{\"password\": \"{password}\"}}")
+
+
+def require(path: str, out: str) -> int:
+    """Fail until `path` exists, then append a line to `out`: an upstream load that is late."""
+    if not Path(path).exists():
+        raise RuntimeError(f"{path} is not there yet")
+    return append(out)

@@ -170,3 +170,14 @@ def test_prometheus_client_is_imported_lazily() -> None:
     )
     src = str(Path(__file__).resolve().parents[1] / "src")
     subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": src}, check=True, timeout=30)
+
+
+def test_gate_outcomes_are_counted(metrics: Metrics) -> None:
+    host, port = metrics.start_server("127.0.0.1:0")
+    metrics.observe_gate("daily-sales", "waiting")
+    metrics.observe_gate("daily-sales", "waiting")
+    metrics.observe_gate("daily-sales", "gave_up_notify")
+    s = _scrape(host, port)
+    assert _value(s, "dbcron_gate_events_total", task="daily-sales", outcome="waiting") == 2
+    assert _value(s, "dbcron_gate_events_total", task="daily-sales",
+                  outcome="gave_up_notify") == 1

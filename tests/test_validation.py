@@ -64,11 +64,11 @@ def test_design_example_is_valid_and_round_trips() -> None:
           "tasks/x.yaml: task 'daily-sales': schedul: unknown field 'schedul'; did you mean "
           "'schedule'? valid fields: name, description, kind, enabled, schedule, policy, source, "
           "query, statements, params, row_limit, max_rows_affected, condition, export, email, "
-          "burst, notify, monitor, deliver, call, args, kwargs"]),
+          "burst, notify, monitor, deliver, ready, call, args, kwargs"]),
         ({"schedule": {"cron": "0 9 * * mon-fri", "timezon": "UTC"}},
          ["tasks/x.yaml: task 'daily-sales': schedule.timezon: unknown field 'timezon'; did you "
           "mean 'timezone'? valid fields: cron, every, at, timezone, jitter, start, end, "
-          "max_runs, dst"]),
+          "max_runs, dst, calendar, on_holiday, business_day, business_days"]),
         ({"schedule": {"cron": "0 9 * * fri-mon-x"}},
          ["tasks/x.yaml: task 'daily-sales': schedule.cron: day of week: 'mon-x' is not a "
           "number in 0-7"]),

@@ -8,8 +8,8 @@ importing pydantic, which keeps the CLI fast.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
-from typing import Annotated, Any
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -34,8 +34,11 @@ from dbcron.vocabulary import (
     DstOverlap,
     Format,
     Kind,
+    OnHoliday,
     Overlap,
+    ReadyThen,
     SendRule,
+    Weekday,
 )
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -65,6 +68,63 @@ class Dst(_Strict):
     overlap: DstOverlap = "first"
 
 
+class Calendar(_Strict):
+    """Which days are business days: not a weekend day, a public holiday or a listed closure."""
+
+    country: str | None = Field(None, description="ISO 3166 code, e.g. GB, US, DE, IN")
+    subdivision: str | None = Field(None, description="state, province or nation, e.g. ENG")
+    holidays: list[date] = Field(default_factory=list, description="extra closed days")
+    weekend: list[Weekday] = Field(
+        default_factory=lambda: ["sat", "sun"]  # type: ignore[arg-type]
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        supported = _countries()
+        if value.upper() not in supported:
+            raise ValueError(
+                f"unknown country {value!r}: use an ISO 3166 code the holidays library knows, "
+                f"e.g. GB, US, DE, FR, IN ({len(supported)} supported)"
+            )
+        return value.upper()
+
+    @field_validator("weekend")
+    @classmethod
+    def _weekend(cls, value: list[str]) -> list[str]:
+        value = list(dict.fromkeys(value))
+        if len(value) == 7:
+            raise ValueError("a weekend of all seven days leaves no business day")
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: list[date]) -> list[date]:
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _subdivision(self) -> Calendar:
+        if self.subdivision is None:
+            return self
+        if self.country is None:
+            raise ValueError("subdivision needs a country (e.g. country: GB, subdivision: ENG)")
+        known = _countries()[self.country]
+        if self.subdivision.upper() not in [s.upper() for s in known]:
+            valid = ", ".join(known) if known else "none: leave subdivision out"
+            raise ValueError(f"unknown subdivision {self.subdivision!r} of {self.country}: "
+                             f"valid: {valid}")
+        return self
+
+
+def _countries() -> dict[str, list[str]]:
+    # Imported here: only tasks that name a country pay for the holidays package.
+    import holidays
+
+    return dict(holidays.list_supported_countries())
+
+
 class Schedule(_Strict):
     """When: exactly one of cron, every, at; times without offset are in `timezone`."""
 
@@ -77,6 +137,20 @@ class Schedule(_Strict):
     end: datetime | None = None
     max_runs: int | None = Field(None, ge=1, description="stop after N successful runs")
     dst: Dst = Dst()
+    calendar: Calendar | None = Field(None, description="business days for a cron schedule")
+    on_holiday: OnHoliday | None = Field(None, description="a cron day that is closed; "
+                                         "default skip")
+    business_day: int | None = Field(
+        None, ge=-23, le=23, description="the Nth business day of the month; -1 = the last"
+    )
+    business_days: Literal["all"] | None = Field(None, description="every business day")
+
+    @field_validator("business_day")
+    @classmethod
+    def _business_day(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("count from 1 (the first business day) or from -1 (the last)")
+        return value
 
     @field_validator("cron")
     @classmethod
@@ -121,7 +195,31 @@ class Schedule(_Strict):
             )
         if self.start and self.end and _naive(self.end) <= _naive(self.start):
             raise ValueError("end must be after start")
+        self._check_days()
         return self
+
+    def _check_days(self) -> None:
+        rules = [k for k in ("on_holiday", "business_day", "business_days")
+                 if getattr(self, k) is not None]
+        if self.calendar is None:
+            if rules:
+                raise ValueError(f"{rules[0]} needs a calendar, e.g. calendar: {{country: GB}} "
+                                 "(calendar: {} means weekends only)")
+            return
+        if self.cron is None:
+            raise ValueError("a calendar works with cron (it picks days; cron gives the time), "
+                             "e.g. cron: '0 9 * * *'")
+        if self.business_day is not None and self.business_days is not None:
+            raise ValueError("give business_day or business_days, not both")
+        if self.business_day is not None and self.on_holiday is not None:
+            raise ValueError("on_holiday does not apply with business_day: "
+                             "the Nth business day is never a holiday")
+        if self.business_day is not None or self.business_days is not None:
+            parsed = cron.parse_cron(self.cron)
+            if parsed.days != frozenset(range(1, 32)) or len(parsed.weekdays) != 7:
+                field = "business_day" if self.business_day is not None else "business_days"
+                raise ValueError(f"{field} picks the days: write the cron's day-of-month and "
+                                 f"day-of-week as * (e.g. '0 9 * * *'), got {self.cron!r}")
 
 
 def _naive(value: datetime) -> datetime:
@@ -229,6 +327,14 @@ Address = Annotated[
 ]
 
 
+class OnlyNew(_Strict):
+    """Mail only rows whose key was not in an earlier mail of this task."""
+
+    key: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, description="the columns that identify a row, e.g. [order_id]"
+    )
+
+
 class Email(_Strict):
     # Required unless the task bursts (then each mail goes to its rows' address).
     to: list[Address] = Field(default_factory=list)
@@ -237,6 +343,7 @@ class Email(_Strict):
     subject: str | None = None
     body: str | None = Field(None, description="Jinja2 template; default: summary and rows")
     send: SendRule = "always"
+    only_new: OnlyNew | None = None
 
 
 class Burst(_Strict):
@@ -249,6 +356,33 @@ class Burst(_Strict):
 
 class Notify(_Strict):
     on_failure: list[Address] = Field(default_factory=list)
+
+
+class Ready(_Strict):
+    """Hold a run until its data is there: a query that must hold, tasks that must succeed."""
+
+    query: str | None = Field(None, description="read-only; true first column of the first "
+                              "row opens the gate; binds the task's params")
+    after: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(
+        default_factory=list, description="tasks that must succeed for the same date first")
+    every: Duration = timedelta(minutes=5)
+    until: Duration = timedelta(hours=2)
+    then: ReadyThen = "skip"
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Ready:
+        if self.query is None and not self.after:
+            raise ValueError("give a query that must hold, after: [tasks], or both")
+        if self.query is not None and not self.query.strip():
+            raise ValueError("query is empty")
+        return self
 
 
 # Header names whose values are credentials: they must come from ${VAR}, never the store.
@@ -391,6 +525,7 @@ class Task(_Strict):
     monitor: Monitor | None = None
     deliver: list[Channel] = Field(default_factory=list,
                                    description="webhooks, Slack, Teams (mail is 'email')")
+    ready: Ready | None = None
     call: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -427,6 +562,17 @@ class Task(_Strict):
         if twice:
             raise ValueError(f"two channels are called {', '.join(twice)}: give each a 'name'")
         return value
+
+    @model_validator(mode="after")
+    def _ready(self) -> Task:
+        if self.ready is None:
+            return self
+        if self.ready.query is not None and self.kind == "call":
+            raise ValueError("ready.query needs a source: a call task can wait only "
+                             "for other tasks (ready: {after: [...]})")
+        if self.name in self.ready.after:
+            raise ValueError(f"ready.after: a task cannot wait for itself ('{self.name}')")
+        return self
 
     @model_validator(mode="after")
     def _fits_kind(self) -> Task:

@@ -10,6 +10,8 @@ all (`gap: skip`); a wall time that a fall-back repeats runs on its first pass
 (`overlap: first`) or on both (`overlap: both`). Intervals (`every`) count
 real elapsed time from `start`, or from the Unix epoch when there is none, so
 the slots of `every: 30m` are :00 and :30 and survive restarts unchanged.
+A cron schedule with a business calendar runs on the days `calendars.py`
+makes active, at the cron's times.
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dbcron.calendars import (
+    CalendarRule,
+    day_active,
+    decision,
+    moves_into,
+    nth_business_day,
+    ordinal,
+    skipped_between,
+)
 from dbcron.cron import parse_cron
 from dbcron.durations import format_duration, parse_duration
 
@@ -44,6 +55,7 @@ class ScheduleSpec:
     max_runs: int | None = None
     gap: str = "shift"
     overlap: str = "first"
+    calendar: CalendarRule | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], default_tz: str = "UTC") -> ScheduleSpec:
@@ -62,6 +74,7 @@ class ScheduleSpec:
             max_runs=data.get("max_runs"),
             gap=dst.get("gap", "shift"),
             overlap=dst.get("overlap", "first"),
+            calendar=CalendarRule.from_schedule(data),
         )
 
 
@@ -106,7 +119,9 @@ def next_fire(spec: ScheduleSpec, after: datetime) -> datetime | None:
     after = after.astimezone(UTC)
     if spec.start is not None and after < spec.start:
         after = spec.start - timedelta(microseconds=1)
-    if spec.cron is not None:
+    if spec.cron is not None and spec.calendar is not None:
+        found = _next_calendar(spec, spec.calendar, after)
+    elif spec.cron is not None:
         found = _next_cron(spec, after)
     elif spec.every is not None:
         found = _next_interval(spec.every, spec.start or EPOCH, after)
@@ -174,6 +189,67 @@ def _next_cron_careful(spec: ScheduleSpec, after: datetime, local: datetime) -> 
     return best
 
 
+@lru_cache(maxsize=4096)
+def _next_calendar(spec: ScheduleSpec, rule: CalendarRule, after: datetime) -> datetime | None:
+    """Day by day: the first active day with a cron time whose instant is after `after`.
+
+    Cached: `list` asks for every task at one `now`, and tasks share schedules.
+    """
+    cron = parse_cron(spec.cron or "")
+    local = after.astimezone(spec.tz).replace(tzinfo=None)
+    # Start a DST window early: a wall time of the day before can be a later instant.
+    day = (local - _DST_WINDOW).date()
+    for _ in range(366 * 8):
+        if rule.business_day is not None:
+            # One candidate a month: go straight to it instead of walking the days.
+            target = nth_business_day(rule, day.year, day.month, rule.business_day)
+            if target is None or target < day:
+                day = _next_month(day)
+                continue
+            day = target
+        if day_active(rule, cron, day):
+            best: datetime | None = None
+            for hour in cron.hours:
+                for minute in cron.minutes:
+                    naive = datetime.combine(day, time(hour, minute))
+                    if naive < local - _DST_WINDOW:
+                        continue
+                    for instant in wall_to_instants(naive, spec.tz, spec.gap, spec.overlap):
+                        if instant > after and (best is None or instant < best):
+                            best = instant
+                if best is not None and hour > best.astimezone(spec.tz).hour + 3:
+                    break
+            if best is not None:
+                return best
+        day += timedelta(days=1)
+    return None
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def calendar_notes(spec: ScheduleSpec, previous: datetime, slot: datetime) -> list[str]:
+    """Why a calendar put `slot` where it is: days moved onto it, holidays skipped before it.
+
+    `previous` is the slot (or start) before it, so skipped days are named once.
+    """
+    if spec.calendar is None or spec.cron is None:
+        return []
+    cron = parse_cron(spec.cron)
+    day = slot.astimezone(spec.tz).date()
+    first = previous.astimezone(spec.tz).date() + timedelta(days=1)
+    return (skipped_between(spec.calendar, cron, first, day - timedelta(days=1))
+            + moves_into(spec.calendar, cron, day))
+
+
+def calendar_decision(spec: ScheduleSpec, day: date) -> str | None:
+    """What the calendar does with `day` (a dry run's --as-of), or None without a calendar."""
+    if spec.calendar is None or spec.cron is None:
+        return None
+    return decision(spec.calendar, parse_cron(spec.cron), day)
+
+
 def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
     return instant.astimezone(tz).replace(tzinfo=None) + _DST_WINDOW
 
@@ -221,9 +297,23 @@ def describe(spec: ScheduleSpec) -> str:
         text += ", from " + spec.start.astimezone(spec.tz).strftime("%Y-%m-%d %H:%M")
     if spec.end is not None:
         text += ", until " + spec.end.astimezone(spec.tz).strftime("%Y-%m-%d %H:%M")
+    if spec.calendar is not None:
+        text += ", " + _describe_days(spec.calendar)
     if spec.max_runs is not None:
         text += f", at most {spec.max_runs} runs"
     return text
+
+
+def _describe_days(rule: CalendarRule) -> str:
+    if rule.business_day is not None:
+        n = rule.business_day
+        which = "last" if n == -1 else f"{ordinal(-n)} last" if n < 0 else ordinal(n)
+        days = f"on the {which} business day of the month"
+    else:
+        days = {"skip": "business days only", "next": "closed days move to the next business day",
+                "previous": "closed days move to the previous business day"}[rule.on_holiday]
+    return f"{days} ({rule.label()})"
+
 
 
 def _words(every: timedelta) -> str:

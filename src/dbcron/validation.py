@@ -14,18 +14,34 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dbcron.errors import InvalidTask
-from dbcron.model import Column, Csv, Dst, Email, Export, Notify, Policy, Schedule, Task
+from dbcron.model import (
+    Calendar,
+    Column,
+    Csv,
+    Dst,
+    Email,
+    Export,
+    Notify,
+    OnlyNew,
+    Policy,
+    Ready,
+    Schedule,
+    Task,
+)
 from dbcron.secrets import mask_secrets
 
 _MODELS: dict[str, type[BaseModel]] = {
     "": Task,
     "schedule": Schedule,
     "schedule.dst": Dst,
+    "schedule.calendar": Calendar,
     "policy": Policy,
     "export": Export,
     "export.csv": Csv,
     "email": Email,
+    "email.only_new": OnlyNew,
     "notify": Notify,
+    "ready": Ready,
 }
 
 

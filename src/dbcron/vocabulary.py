@@ -12,7 +12,7 @@ from typing import Literal, get_args
 
 Kind = Literal["report", "sql", "alert", "call"]
 Format = Literal["xlsx", "pdf", "csv"]
-SendRule = Literal["always", "if_rows", "if_empty"]
+SendRule = Literal["always", "if_rows", "if_empty", "if_changed"]
 Catchup = Literal["none", "latest", "all"]
 Overlap = Literal["skip", "queue", "allow"]
 DstGap = Literal["shift", "skip"]
@@ -20,14 +20,21 @@ DstOverlap = Literal["first", "both"]
 CsvEncoding = Literal["utf-8-sig", "utf-8", "utf-16", "cp1252", "latin-1"]
 # CSV text cells that a spreadsheet would run as a formula: escaped, or kept as stored.
 CsvFormulas = Literal["escape", "keep"]
+# Business calendars: what a slot on a closed day does, and the days a weekend holds.
+OnHoliday = Literal["skip", "next", "previous"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 RunStatus = Literal[
-    "running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed"
+    "running", "succeeded", "failed", "timed_out", "interrupted", "skipped", "missed", "waiting"
 ]
+# A data-ready gate that stays shut until its deadline: skip the slot, run anyway, or fail
+# it (which mails notify.on_failure).
+ReadyThen = Literal["skip", "run", "notify"]
 # What a finished attempt of a job reports; the runner maps it onto a RunStatus.
 JobStatus = Literal["succeeded", "failed"]
-# Why a run row exists: its slot came due, a late slot after downtime, `run`, or a dry run.
-Trigger = Literal["schedule", "catchup", "manual", "dry-run"]
+# Why a run row exists: its slot came due, a late slot after downtime, `run`, a dry run,
+# or `backfill` (a past slot run again on request).
+Trigger = Literal["schedule", "catchup", "manual", "dry-run", "backfill"]
 
 # Where a run's result goes besides mail: a generic JSON POST, or a chat incoming webhook.
 ChannelType = Literal["webhook", "slack", "teams"]
@@ -37,8 +44,11 @@ TokenScope = Literal["read", "write"]
 
 KINDS: tuple[Kind, ...] = get_args(Kind)
 FORMATS: tuple[Format, ...] = get_args(Format)
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)  # in date.weekday() order
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
-FINAL_STATUSES: frozenset[RunStatus] = frozenset(RUN_STATUSES) - {"running"}
+# A claimed run not yet ended: working, or waiting for its data-ready gate.
+LIVE_STATUSES: tuple[RunStatus, ...] = ("running", "waiting")
+FINAL_STATUSES: frozenset[RunStatus] = frozenset(RUN_STATUSES) - set(LIVE_STATUSES)
 # Slots that came from the schedule (as opposed to `run`): they count for catch-up.
 SCHEDULED_TRIGGERS: tuple[Trigger, ...] = ("schedule", "catchup")
 TOKEN_SCOPES: tuple[TokenScope, ...] = get_args(TokenScope)

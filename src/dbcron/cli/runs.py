@@ -1,4 +1,4 @@
-"""Commands about runs: run, history, status."""
+"""Commands about runs: run, backfill, history, status."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import textwrap
+from datetime import date
 from typing import TYPE_CHECKING
 
 import click
@@ -105,7 +106,8 @@ def history(app: App, name: str | None, status: str | None, since: str | None, l
     tz = app.settings.timezone
     headers = ["ID", "TASK", "SLOT", "STATUS", "TOOK", "ROWS", "ERROR"]
     rows = [
-        [str(r.id), r.task, local(r.scheduled_for, tz), r.status, _took(r),
+        [str(r.id), r.task, local(r.scheduled_for, tz),
+         r.status + (" (backfill)" if r.trigger == "backfill" else ""), _took(r),
          "-" if r.rows is None else str(r.rows)]
         for r in found
     ]
@@ -202,4 +204,46 @@ def resend(app: App, run_id: int, failed_only: bool, as_json: bool) -> None:
         raise click.ClickException(f"{failed} of {len(items)} deliveries failed again")
 
 
-COMMANDS = [run, history, status, resend]
+
+
+@click.command()
+@click.argument("name")
+@click.option("--from", "first", required=True, metavar="DATE",
+              help="First day (YYYY-MM-DD, in the task's zone).")
+@click.option("--to", "last", required=True, metavar="DATE", help="Last day, included.")
+@click.option("--dry-run", is_flag=True, help="List the slots that would run; run nothing.")
+@click.option("--local", is_flag=True, help="Run in this process even when a daemon is up.")
+@pass_app
+def backfill(app: App, name: str, first: str, last: str, dry_run: bool, local: bool) -> None:
+    """Run every past slot in a date range that has no successful run, oldest first.
+
+    Each slot runs as that slot (its dates, its Message-ID), through the daemon
+    when one is up; a slot that succeeded is never run, so never mailed, again.
+    Exit 1 if any slot fails.
+    """
+    from dbcron.services import backfill as service
+
+    start, end = _day(first, "--from"), _day(last, "--to")
+    todo = service.plan(app.existing_store, app.settings, name, start, end, app.now())
+    click.echo(service.describe(todo))
+    for slot in todo.slots if dry_run else []:
+        click.echo(f"  would run {slot.astimezone(todo.tz).isoformat()}")
+    if dry_run or not todo.slots:
+        return
+    runs = service.backfill(app.existing_store, app.settings, todo, app.now, local, click.echo)
+    failed = [r for r in runs if r.status != "succeeded"]
+    click.echo(f"backfill of {name}: {len(runs) - len(failed)} succeeded, {len(failed)} failed")
+    if failed:
+        raise click.ClickException(f"{len(failed)} slot(s) did not succeed; "
+                                   f"see 'manage-tasks history {name}'")
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date; write it as YYYY-MM-DD",
+                                 param_hint=option) from None
+
+
+COMMANDS = [run, backfill, history, status, resend]

@@ -55,6 +55,7 @@ def show(app: App, name: str, as_json: bool) -> None:
         print_json(data)
         return
     upcoming = data.pop("next_runs")
+    notes = data.pop("calendar_notes", {})
     recent = data.pop("recent_runs")
     text = data.pop("schedule_text")
     imported = data.pop("imported", None)
@@ -64,6 +65,8 @@ def show(app: App, name: str, as_json: bool) -> None:
     click.echo("# next runs:" if upcoming else "# next runs: none")
     for ts in upcoming:
         click.echo(f"#   {local(ts, tz)}")
+        for note in notes.get(ts, []):
+            click.echo(f"#       {note}")
     click.echo("# last runs:" if recent else "# last runs: none yet")
     for run in recent:
         error = f"  {run['error'].splitlines()[0]}" if run["error"] else ""
@@ -100,11 +103,13 @@ def next_(app: App, name: str | None, count: int, start: str | None, as_json: bo
         return
     times = tasks.upcoming(app.existing_store, name, count, begin, app.settings)
     if as_json:
-        print_json([t.isoformat() for t in times])
+        print_json([t.isoformat() for t, _ in times])
         return
     tz = tasks.spec_of(tasks.get(app.existing_store, name), app.settings).tz
-    for t in times:
+    for t, notes in times:
         click.echo(t.astimezone(tz).isoformat())
+        for note in notes:
+            click.echo(f"  {note}")
     if not times:
         click.echo("no more fire times")
 

@@ -61,7 +61,8 @@ def prune(store: Store, settings: Settings, now: datetime) -> PruneReport:
     output_before = _cutoff(now, settings.keep_output_days)
     runs = store.runs.prune(history_before) if history_before else 0
     if history_before:
-        store.deliveries.prune(history_before)
+        store.deliveries.prune(history_before)  # the ledger goes with its runs
+        store.sent.prune(history_before)  # only_new keys mailed that long ago
     store.daemons.forget_before(now - _DAEMON_MEMORY)
     files = size = 0
     if output_before is not None:

@@ -397,7 +397,8 @@ class Daemon:
             if loaded is None:
                 log.error("run-now request for %s: no such valid task", request.task)
                 continue
-            run_id = self.runner.submit(loaded.task, request.requested_at, "manual", now)
+            run_id = self.runner.submit(loaded.task, request.slot or request.requested_at,
+                                        request.trigger or "manual", now)
             if run_id is not None:
                 self.store.daemons.answer(request.id, run_id)
 

@@ -20,15 +20,17 @@ from dbcron.errors import DbcronError
 from dbcron.model import Task
 from dbcron.settings import Settings
 from dbcron.store import RunRow, Store
+from dbcron.vocabulary import Trigger
 
 LEASE_RENEWAL = 5.0  # seconds between lease renewals of a run in this process
 
 
 def run_local(
     store: Store, settings: Settings, task: Task, clock: Callable[[], datetime],
-    progress: Callable[[str], None],
+    progress: Callable[[str], None], slot: datetime | None = None, trigger: Trigger = "manual",
 ) -> RunRow:
-    """Run the task once in this process (manage-tasks run --local, or no daemon alive).
+    """Run the task once in this process (manage-tasks run --local, or no daemon alive);
+    a backfill passes the past slot it runs.
 
     The row comes back with ``started_at`` of its first attempt, so that its
     duration is the whole run, retry waits included.
@@ -41,7 +43,7 @@ def run_local(
     pool = WorkerPool(1, "WARNING", settings.log_format)
     runner = Runner(store, settings, pool, me, clock)
     try:
-        run_id = runner.submit(task, clock(), "manual", clock())
+        run_id = runner.submit(task, slot or clock(), trigger, clock())
         if run_id is None:
             raise DbcronError(f"could not claim a run of {task.name}")
         renewed = time.monotonic()

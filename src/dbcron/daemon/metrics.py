@@ -124,6 +124,13 @@ class Metrics:
             registry=reg,
         )
         self._watched: set[str] = set()
+        self.gate: Counter = prom.Counter(
+            "dbcron_gate_events",
+            "Data-ready gate outcomes: waiting (one per look that found it shut), "
+            "gave_up_skip / gave_up_run / gave_up_notify (its deadline passed).",
+            ["task", "outcome"],
+            registry=reg,
+        )
         self.up.set(1)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -166,6 +173,9 @@ class Metrics:
                     self.next_fire.remove(task)
             self.overdue.labels(task=task).set(1 if late else 0)
         self._watched = set(states)
+
+    def observe_gate(self, task: str, outcome: str) -> None:
+        self.gate.labels(task=task, outcome=outcome).inc()
 
     def set_tasks_loaded(self, n: int) -> None:
         self.tasks_loaded.set(n)

@@ -34,7 +34,7 @@ from dbcron.schedule import jitter_for
 from dbcron.secrets import mask_secrets
 from dbcron.settings import Settings
 from dbcron.store import Claim, Store
-from dbcron.store.runs import Finished, Noted, Started
+from dbcron.store.runs import Finished, Noted, Started, Waiting
 from dbcron.vocabulary import RunStatus, Trigger
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class _Attempt:
     slot: datetime
     trigger: Trigger
     number: int = 1
+    gate_open: bool = False  # its data-ready gate let it through (or it has none)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,9 @@ class Runner:
         )
         for i, task, slot, trigger in batch:
             run_id = claimed.get((task.name, slot))
+            if run_id is None and trigger == "backfill":
+                # A backfilled slot may hold an earlier failure: that row is run again.
+                run_id = self.store.runs.reopen(task.name, slot, trigger, self._claim(now))
             if run_id is None:
                 log.debug("%s: slot %s was claimed already", task.name, slot.isoformat())
                 continue
@@ -148,7 +152,7 @@ class Runner:
     def _admit(self, task: Task, slot: datetime, trigger: Trigger, now: datetime) -> bool:
         """Grace, max_runs and overlap: False when the slot is recorded as not run."""
         policy = task.policy
-        if trigger == "manual":
+        if trigger in ("manual", "backfill"):
             return True  # asked for by a person: no grace, no overlap rule
         if too_late(slot, now, policy.grace):
             why = f"started {_ago(now - slot)} late, past its grace of {_ago(policy.grace)}"
@@ -258,13 +262,16 @@ class Runner:
         if not self._accepting:
             return  # queued before a stop: its row stays running and becomes interrupted
         task = attempt.task
+        if task.ready is not None and not attempt.gate_open and not self._through_gate(attempt):
+            return
         now = self.clock()
         self.writer.put(attempt.run_id, Started(attempt.number, now, now + LEASE, self._claim(now)))
         if task.monitor is not None:
             from dbcron.daemon.monitor import ping
 
             ping(task, "start", attempt.run_id)
-        late = now - attempt.slot if attempt.trigger != "manual" else None
+        # A backfill is for a past slot on purpose: its mail must not say "late".
+        late = now - attempt.slot if attempt.trigger not in ("manual", "backfill") else None
         log.info(
             "run %s started: slot %s, attempt %d%s", task.name, attempt.slot.isoformat(),
             attempt.number, f", {_ago(late)} late" if late and late > timedelta(seconds=1) else "",
@@ -301,6 +308,44 @@ class Runner:
             return
         self._finish(attempt, "failed", result, started, late)
 
+    def _through_gate(self, attempt: _Attempt) -> bool:
+        """The data-ready gate: True when the run goes on now; else it waits (the row says
+        `waiting` and why) or, past `ready.until`, ends as `ready.then` says."""
+        from dbcron.daemon.gate import check, deadline, decide
+
+        task, ready = attempt.task, attempt.task.ready
+        assert ready is not None
+        look = check(self.store, self.settings, task, attempt.slot)
+        now = self.clock()
+        step = decide(ready, attempt.slot, now, look.holds)
+        if step.action == "open":
+            attempt.gate_open = True
+            return True
+        end = deadline(ready, attempt.slot)
+        if step.action == "wait":
+            assert step.next_check is not None
+            note = (f"{look.why}; looking again at {step.next_check:%H:%M:%S} UTC, until "
+                    f"{end:%Y-%m-%d %H:%M} UTC (then: {ready.then})")
+            self.writer.put(attempt.run_id, Waiting(note))
+            log.info("run %s waiting: %s", task.name, note,
+                     extra={"task": task.name, "slot": attempt.slot.isoformat(),
+                            "status": "waiting"})
+            if self.metrics is not None:
+                self.metrics.observe_gate(task.name, "waiting")
+            self._delay(attempt, step.next_check)
+            return False
+        why = f"not ready by {end:%Y-%m-%d %H:%M} UTC: {look.why}"
+        if self.metrics is not None:
+            self.metrics.observe_gate(task.name, f"gave_up_{ready.then}")
+        if ready.then == "run":
+            log.warning("run %s starts anyway (ready.then: run): %s", task.name, why)
+            attempt.gate_open = True
+            return True
+        status: RunStatus = "skipped" if ready.then == "skip" else "failed"
+        result = JobResult("failed", error=f"{why} (ready.then: {ready.then})", retryable=False)
+        self._finish(attempt, status, result, time.monotonic(), None)
+        return False
+
     def _finish(self, attempt: _Attempt, status: RunStatus, result: JobResult, started: float,
                 late: timedelta | None) -> None:
         task = attempt.task
@@ -333,7 +378,8 @@ class Runner:
                 task.name, status, duration, late.total_seconds() if late else None,
                 result.rows, now,
             )
-        if status != "succeeded" and task.notify.on_failure:
+        # A skip is a decision (ready.then: skip), not a failure worth a mail.
+        if status not in ("succeeded", "skipped") and task.notify.on_failure:
             self._notify(task, attempt, status, error or status)
         self._next_of(task.name)
 

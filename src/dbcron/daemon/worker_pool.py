@@ -31,6 +31,11 @@ def _worker_main(conn: Connection, log_level: str, log_format: str) -> None:
     from dbcron.jobs import execute
     from dbcron.logs import configure_logging
 
+    # Requests carry the validated Task: unpickling it needs the model (and pydantic).
+    # Imported now, while the worker waits, so a burst of due slots does not find every
+    # worker paying ~130 ms of imports at once.
+    from dbcron.model import Task  # noqa: F401
+
     configure_logging(os.environ, log_level, log_format)
 
     while True:

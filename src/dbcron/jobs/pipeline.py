@@ -32,6 +32,7 @@ from dbcron.templating import render, variables
 
 if TYPE_CHECKING:
     from dbcron.jobs.alert import Condition, Verdict
+    from dbcron.jobs.changes import ChangeTracker
     from dbcron.jobs.export import ExportOptions
     from dbcron.jobs.query import QueryStream
     from dbcron.model import Task
@@ -82,13 +83,16 @@ def _describe_count(statement: str, count: int) -> str:
 
 def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) -> JobResult:
     """plan -> read -> decide -> compose -> send; a dry run differs only in its sender."""
+    from dbcron.jobs.changes import ChangeTracker
+
     plan = _plan(request, task, tz, env)
     if task.burst is not None:
         from dbcron.jobs.burst import run_burst
 
         return run_burst(request, plan)
-    output = _read(request, plan)
-    decision = _decide(task, output, plan.condition, request.dry_run)
+    track = ChangeTracker.for_request(request)
+    output = _read(request, plan, track)
+    decision = _decide(task, output, plan.condition, request.dry_run, track)
     result = JobResult(
         "succeeded",
         rows=output.rows,
@@ -105,6 +109,8 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)]
         sender = _send_dry_run if request.dry_run else _send
         sender(request, plan, mail, decision, result)
+        if track is not None and not request.dry_run:
+            track.remember(request)
     if task.deliver:
         _deliver_channels(request, plan, output, decision, result)
     return result
@@ -193,12 +199,12 @@ def _plan(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) ->
     )
 
 
-def _read(request: JobRequest, plan: _Plan) -> _Output:
+def _read(request: JobRequest, plan: _Plan, track: ChangeTracker | None) -> _Output:
     from dbcron.jobs.query import stream_query
 
     with stream_query(plan.task, plan.env, request.timeout) as stream:
         return _consume(
-            stream, plan.formats, plan.out_dir, plan.stem, plan.options, plan.condition
+            stream, plan.formats, plan.out_dir, plan.stem, plan.options, plan.condition, track
         )
 
 
@@ -209,9 +215,11 @@ class _Decision:
     found: Verdict | None  # an alert's verdict
     notes: list[str]
     skip: str
+    changes: dict[str, Any] = field(default_factory=dict)  # if_changed / only_new variables
 
 
-def _decide(task: Task, output: _Output, condition: Condition | None, dry_run: bool) -> _Decision:
+def _decide(task: Task, output: _Output, condition: Condition | None, dry_run: bool,
+            track: ChangeTracker | None = None) -> _Decision:
     from dbcron.jobs.alert import verdict
 
     found = verdict(condition, output.matched, output.rows) if condition is not None else None
@@ -219,12 +227,14 @@ def _decide(task: Task, output: _Output, condition: Condition | None, dry_run: b
     if task.row_limit is not None and output.rows >= task.row_limit:
         notes.append(f"stopped at row_limit {task.row_limit:,}")
     skip = _why_not_send(task, output.rows, found)
+    if not skip and track is not None:
+        skip = track.skip_reason()
     if skip and output.files:
         count = len(output.files)
         skip = f"wrote {count} file{'' if count == 1 else 's'} ({output.rows:,} rows), {skip}"
     if skip and dry_run:
         skip = f"dry run: {skip}"
-    return _Decision(found, notes, skip)
+    return _Decision(found, notes, skip, track.variables() if track else {})
 
 
 @dataclass(frozen=True)
@@ -239,7 +249,8 @@ class _Mail:
 def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision) -> _Mail:
     task, found = plan.task, decision.found
     assert task.email is not None  # _decide said there is one
-    message_vars = {**plan.env, "rows": output.rows, "columns": output.columns}
+    message_vars = {**plan.env, **decision.changes, "rows": output.rows,
+                    "columns": output.columns}
     if found is not None:
         message_vars["reason"] = found.reason
     subject = _subject(task, message_vars, found, plan.local)
@@ -360,8 +371,12 @@ def _consume(
     stem: str,
     options: ExportOptions,
     condition: Condition | None,
+    track: ChangeTracker | None = None,
 ) -> _Output:
-    """Read the result once: every batch to every writer, the condition, the preview."""
+    """Read the result once: every batch to every writer, the condition, the preview.
+
+    With a change tracker, rows delivered before (`only_new`) are dropped first.
+    """
     from dbcron.jobs.alert import row_predicate, verdict
     from dbcron.jobs.export import Writer, open_writer, safe_filename
 
@@ -369,12 +384,16 @@ def _consume(
     if formats and not output.columns:
         raise JobError("the query returned no columns to export", retryable=False)
     test = row_predicate(condition, output.columns) if condition is not None else None
+    if track is not None:
+        track.start(output.columns)
     writers: list[Writer] = []
     try:
         for fmt in formats:
             path = out_dir / safe_filename(stem, fmt)
             writers.append(open_writer(fmt, path, output.columns, options))
         for batch in stream.batches:
+            if track is not None:
+                batch = track.take(batch)
             for writer in writers:
                 writer.write(batch)
             if len(output.preview) < PREVIEW_ROWS:

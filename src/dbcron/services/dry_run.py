@@ -8,6 +8,7 @@ addresses only. No run is recorded and a ``sql`` task's changes are rolled back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +32,7 @@ def slot_for(task: Task, default_tz: str, as_of: date | None, now: datetime) -> 
     A report's templates say ``yesterday`` relative to its slot, so previewing
     "the mail of 2 March" means running as the 2 March slot would.
     """
-    from dbcron.schedule import ScheduleSpec, describe, next_fire
+    from dbcron.schedule import ScheduleSpec, calendar_decision, describe, next_fire
 
     spec = ScheduleSpec.from_dict(task.schedule.model_dump(mode="json"), default_tz)
     if as_of is None:
@@ -39,9 +40,11 @@ def slot_for(task: Task, default_tz: str, as_of: date | None, now: datetime) -> 
     midnight = datetime.combine(as_of, time(), spec.tz).astimezone(UTC)
     fire = next_fire(spec, midnight - timedelta(microseconds=1))
     if fire is None or fire.astimezone(spec.tz).date() != as_of:
+        why = calendar_decision(spec, as_of)
         raise NoSlot(
-            f"{task.name} has no run on {as_of:%Y-%m-%d (%A)} ({describe(spec)}); "
-            "pick a date it runs on, or leave out --as-of to preview as of now"
+            f"{task.name} has no run on {as_of:%Y-%m-%d (%A)} ({describe(spec)})"
+            + (f": {why}" if why else "")
+            + "; pick a date it runs on, or leave out --as-of to preview as of now"
         )
     return fire.astimezone(spec.tz)
 
@@ -102,7 +105,47 @@ def dry_run(
     day = _parse_date(as_of) if as_of else None
     slot = slot_for(task, settings.timezone, day, now)
     timeout = task.policy.timeout.total_seconds()
-    return dry_run_task(task, settings, slot, Path(out_dir) if out_dir else None, to, timeout)
+    result = dry_run_task(task, settings, slot, Path(out_dir) if out_dir else None, to, timeout)
+    lines = [line for line in (_calendar_line(task, settings.timezone, slot),
+                               _gate_line(store, settings, task, slot)) if line]
+    if not lines:
+        return result
+    return replace(result, summary="\n".join([*lines, result.summary] if result.summary
+                                                else lines))
+
+
+def _gate_line(store: Store, settings: Settings, task: Task, slot: datetime) -> str | None:
+    """Whether the data-ready gate holds for the slot now (a dry run looks once, never waits)."""
+    if task.ready is None:
+        return None
+    from dbcron.daemon.gate import check, deadline
+
+    look = check(store, settings, task, slot)
+    if look.holds:
+        return f"ready: holds now ({look.why})"
+    end = deadline(task.ready, slot)
+    return (f"ready: not yet ({look.why}); a scheduled run would wait, looking every "
+            f"{_spelled(task.ready.every)}, until {end:%Y-%m-%d %H:%M} UTC, then "
+            f"{task.ready.then}")
+
+
+def _spelled(value: timedelta) -> str:
+    from dbcron.durations import format_duration
+
+    return format_duration(value)
+
+
+def _calendar_line(task: Task, default_tz: str, slot: datetime) -> str | None:
+    """What the business calendar decided for the slot's day, or None without a calendar."""
+    from dbcron.schedule import ScheduleSpec, calendar_decision, calendar_notes
+
+    spec = ScheduleSpec.from_dict(task.schedule.model_dump(mode="json"), default_tz)
+    if spec.calendar is None:
+        return None
+    notes = calendar_notes(spec, slot - timedelta(days=1), slot)
+    day = slot.astimezone(spec.tz).date()
+    decided = calendar_decision(spec, day) or f"{day} is a business day"
+    return "calendar: " + "; ".join([decided, *notes])
 
 
 def _parse_date(text: str) -> date:

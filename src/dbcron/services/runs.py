@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from dbcron.errors import DbcronError
 from dbcron.settings import Settings
 from dbcron.store import DaemonRow, RunRow, Store
-from dbcron.vocabulary import FINAL_STATUSES, RunStatus
+from dbcron.vocabulary import FINAL_STATUSES, RunStatus, Trigger
 
 if TYPE_CHECKING:
     from dbcron.model import Task
@@ -25,9 +25,11 @@ def live_daemon(store: Store, now: datetime) -> DaemonRow | None:
 
 def run_now(
     store: Store, settings: Settings, name: str, clock: Callable[[], datetime], local: bool,
-    progress: Callable[[str], None],
+    progress: Callable[[str], None], slot: datetime | None = None, trigger: Trigger = "manual",
 ) -> RunRow:
     """Run a task now, through the live daemon when there is one, else in this process.
+
+    A backfill passes a past `slot` and its trigger; the run is for that slot.
 
     The row comes back with ``started_at`` of its first attempt, so that its
     duration is the whole run, retry waits included (each attempt restarts the
@@ -42,9 +44,9 @@ def run_now(
         progress("running here" + ("" if local else " (no daemon is alive)"))
         from dbcron.daemon.local_run import run_local
 
-        return run_local(store, settings, task, clock, progress)
+        return run_local(store, settings, task, clock, progress, slot, trigger)
     progress(f"asking the daemon (pid {daemon.pid} on {daemon.host}) to run {name}")
-    request_id = store.daemons.request_run(name, now)
+    request_id = store.daemons.request_run(name, now, slot, None if slot is None else trigger)
     run_id = _wait_taken(store, request_id)
     limit = _longest(task)
     told = None

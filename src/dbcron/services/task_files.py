@@ -1,4 +1,9 @@
-"""Reading task files: one task per YAML file, or a list under `tasks:`."""
+"""Reading task files: one task per YAML file, or a list under `tasks:`.
+
+A task's `schedule.calendar` may name a calendar file shared by many tasks,
+`calendars/NAME.yaml` beside the task file; it is read here and stored inline,
+so the daemon needs no files (apply again after editing the calendar).
+"""
 
 from __future__ import annotations
 
@@ -113,14 +118,50 @@ def read_documents(files: Iterable[Path]) -> list[tuple[str, Any]]:
             if not isinstance(doc["tasks"], list):
                 problems.append(f"{path}: 'tasks' must be a list of tasks")
                 continue
-            items.extend((f"{path} (tasks[{i}])", t) for i, t in enumerate(doc["tasks"]))
+            found = [(f"{path} (tasks[{i}])", t) for i, t in enumerate(doc["tasks"])]
         elif doc is None:
             problems.append(f"{path}: the file is empty; expected a task or 'tasks:' list")
+            continue
         else:
-            items.append((str(path), doc))
+            found = [(str(path), doc)]
+        for origin, task in found:
+            try:
+                items.append((origin, _with_calendar(task, path.parent, origin)))
+            except InvalidTask as exc:
+                problems.extend(exc.problems)
     if problems:
         raise InvalidTask(problems)
     return items
+
+
+def _with_calendar(task: Any, folder: Path, origin: str) -> Any:
+    """The task with a named calendar (`calendar: uk`) replaced by its file's contents."""
+    if not isinstance(task, dict) or not isinstance(task.get("schedule"), dict):
+        return task
+    schedule: dict[str, Any] = task["schedule"]
+    name = schedule.get("calendar")
+    if not isinstance(name, str):
+        return task
+    import re
+
+    from dbcron.model import NAME_PATTERN  # here: `show` reads this module without pydantic
+
+    where = folder / "calendars"
+    if not re.match(NAME_PATTERN, name):
+        raise InvalidTask([f"{origin}: schedule.calendar: {name!r} is not a calendar name "
+                           "(lower-case letters, digits, '-', '_'), nor a mapping"])
+    path = next((p for p in (where / f"{name}{s}" for s in SUFFIXES) if p.is_file()), None)
+    if path is None:
+        raise InvalidTask([f"{origin}: schedule.calendar: no calendar file {name}.yaml in "
+                           f"{where}"])
+    try:
+        calendar = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InvalidTask([f"{path}: cannot read: {exc}"]) from None
+    if not isinstance(calendar, dict):
+        raise InvalidTask([f"{path}: a calendar file holds a mapping (country, subdivision, "
+                           "holidays, weekend)"])
+    return {**task, "schedule": {**schedule, "calendar": calendar}}
 
 
 class _Dumper(yaml.SafeDumper):

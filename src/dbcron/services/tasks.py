@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from dbcron.errors import DbcronError, InvalidTask, TaskNotFound
-from dbcron.schedule import ScheduleSpec, describe, fire_times, next_fire
+from dbcron.schedule import ScheduleSpec, calendar_notes, describe, fire_times, next_fire
 from dbcron.secrets import mask_secrets
 from dbcron.settings import Settings
 from dbcron.store import ApplyResult, Store, TaskRow
@@ -70,7 +70,63 @@ def prune_candidates(store: Store, keep: Iterable[str]) -> list[str]:
 
 
 def apply(store: Store, checked: Checked, now: datetime, prune: bool = False) -> ApplyResult:
+    check_dependencies(store, checked.definitions, prune)
     return store.tasks.upsert(checked.definitions, now, prune=prune)
+
+
+def check_dependencies(store: Store, definitions: list[dict[str, Any]], prune: bool = False
+                       ) -> None:
+    """`ready.after` must name tasks that exist (after this change) and make no cycle.
+
+    Only a definition with `after` can add a cycle (the stored ones had none), so
+    applying tasks without it costs no read of the store.
+    """
+    if not any(_after(d) for d in definitions):
+        return
+    graph = {} if prune else {row.name: _after(row.data) for row in store.tasks.all()}
+    graph.update({d["name"]: _after(d) for d in definitions})
+    problems = [
+        f"task '{d['name']}': ready.after: '{up}' is not a task"
+        + (f" (known: {', '.join(sorted(graph))})" if len(graph) < 20 else "")
+        for d in definitions for up in _after(d) if up not in graph
+    ]
+    cycle = find_cycle(graph)
+    if cycle:
+        problems.append("ready.after makes a cycle, so none of these could ever run: "
+                        + " -> ".join(cycle))
+    if problems:
+        raise InvalidTask(problems)
+
+
+def _after(data: Mapping[str, Any]) -> list[str]:
+    return list((data.get("ready") or {}).get("after") or [])
+
+
+def find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
+    """A dependency cycle as a path that returns to its start, or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for up in graph.get(node, []):
+            if state.get(up) == 1:
+                return [*path[path.index(up):], up]
+            if up not in state and up in graph:
+                found = visit(up)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []
 
 
 def add(
@@ -83,6 +139,7 @@ def add(
             f"a task named '{name}' exists already; use 'manage-tasks edit {name}' "
             "or 'manage-tasks apply' to change it"
         )
+    check_dependencies(store, checked.definitions)
     store.tasks.upsert(checked.definitions, now)
     return checked
 
@@ -98,6 +155,7 @@ def replace(
             [f"name: renaming '{name}' to '{checked.names[0]}' is not supported; "
              "add the new task and delete the old one"]
         )
+    check_dependencies(store, checked.definitions)
     return store.tasks.upsert(checked.definitions, now)
 
 
@@ -192,9 +250,11 @@ def detail(store: Store, name: str, settings: Settings, now: datetime) -> dict[s
     row = get(store, name)
     spec = spec_of(row, settings)
     data = masked(row.data)
-    data["next_runs"] = (
-        [t.isoformat() for t in fire_times(spec, now, 5)] if row.enabled else []
-    )
+    upcoming = explained(spec, fire_times(spec, now, 5) if row.enabled else [], now)
+    data["next_runs"] = [t.isoformat() for t, _ in upcoming]
+    if spec.calendar is not None:
+        # Why a run sits on its day (moved off a holiday, holidays skipped before it).
+        data["calendar_notes"] = {t.isoformat(): notes for t, notes in upcoming if notes}
     recent = store.runs.history(task=name, limit=5)
     ledger = store.deliveries.of_runs([r.id for r in recent])
     data["recent_runs"] = [
@@ -208,8 +268,21 @@ def detail(store: Store, name: str, settings: Settings, now: datetime) -> dict[s
 
 def upcoming(
     store: Store, name: str, count: int, start: datetime, settings: Settings
-) -> list[datetime]:
-    return fire_times(spec_of(get(store, name), settings), start, count)
+) -> list[tuple[datetime, list[str]]]:
+    """The next fire times, each with what a business calendar did to get there."""
+    spec = spec_of(get(store, name), settings)
+    return explained(spec, fire_times(spec, start, count), start)
+
+
+def explained(
+    spec: ScheduleSpec, times: list[datetime], start: datetime
+) -> list[tuple[datetime, list[str]]]:
+    result = []
+    previous = start
+    for t in times:
+        result.append((t, calendar_notes(spec, previous, t)))
+        previous = t
+    return result
 
 
 def upcoming_all(
@@ -239,6 +312,7 @@ def set_enabled(store: Store, name: str, enabled: bool, now: datetime) -> bool:
 def delete(store: Store, name: str) -> None:
     get(store, name)
     store.tasks.delete(name)
+    store.sent.forget(name)
 
 
 def export_all(store: Store, default_tz: str) -> list[dict[str, Any]]:

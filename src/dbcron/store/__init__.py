@@ -10,12 +10,13 @@ from dbcron.store.database import Database
 from dbcron.store.deliveries import DeliveryRepo, DeliveryRow
 from dbcron.store.migrations import migrate
 from dbcron.store.runs import Claim, RunRepo, RunRow
+from dbcron.store.sent_results import SentResult, SentResultRepo
 from dbcron.store.tasks import ApplyResult, TaskRepo, TaskRow
 from dbcron.store.tokens import TokenRepo, TokenRow
 
 __all__ = [
-    "ApplyResult", "Claim", "DaemonRow", "DeliveryRow", "RunRequest", "RunRow", "Store",
-    "TaskRow", "TokenRow", "open_store",
+    "ApplyResult", "Claim", "DaemonRow", "DeliveryRow", "RunRequest", "RunRow", "SentResult",
+    "Store", "TaskRow", "TokenRow", "open_store",
 ]
 
 
@@ -26,6 +27,7 @@ class Store:
         self.runs = RunRepo(db)
         self.daemons = DaemonRepo(db)
         self.tokens = TokenRepo(db)
+        self.sent = SentResultRepo(db)
         self.deliveries = DeliveryRepo(db)
 
     def close(self) -> None:

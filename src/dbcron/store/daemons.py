@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, insert, select, update
 
 from dbcron.store.database import Database
 from dbcron.store.tables import daemons, run_requests
+from dbcron.vocabulary import Trigger
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class RunRequest:
     id: int
     task: str
     requested_at: datetime
+    slot: datetime | None = None  # a backfill's past slot; None: run now
+    trigger: Trigger | None = None
 
 
 class DaemonRepo:
@@ -79,9 +82,11 @@ class DaemonRepo:
 
     # run-now requests: the CLI asks, a live daemon takes and answers with a run id
 
-    def request_run(self, task: str, now: datetime) -> int:
+    def request_run(self, task: str, now: datetime, slot: datetime | None = None,
+                    trigger: Trigger | None = None) -> int:
         with self.db.write() as conn:
-            result = conn.execute(insert(run_requests).values(task=task, requested_at=now))
+            result = conn.execute(insert(run_requests).values(
+                task=task, requested_at=now, scheduled_for=slot, trigger=trigger))
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def take_requests(self, daemon_id: str) -> list[RunRequest]:
@@ -93,7 +98,8 @@ class DaemonRepo:
         with self.db.write() as conn:
             open_ = list(
                 conn.execute(
-                    select(run_requests.c.id, run_requests.c.task, run_requests.c.requested_at)
+                    select(run_requests.c.id, run_requests.c.task, run_requests.c.requested_at,
+                           run_requests.c.scheduled_for, run_requests.c.trigger)
                     .where(run_requests.c.daemon_id.is_(None))
                     .order_by(run_requests.c.id)
                 )
@@ -106,7 +112,8 @@ class DaemonRepo:
                     .values(daemon_id=daemon_id)
                 ).rowcount
                 if claimed:
-                    taken.append(RunRequest(r.id, r.task, r.requested_at))
+                    taken.append(RunRequest(r.id, r.task, r.requested_at, r.scheduled_for,
+                                            r.trigger))
         return taken
 
     def answer(self, request_id: int, run_id: int) -> None:

@@ -15,7 +15,15 @@ from sqlalchemy import Connection, inspect, select, text, update
 
 from dbcron.errors import StoreError
 from dbcron.store.database import Database
-from dbcron.store.tables import api_tokens, deliveries, metadata, store_state, tasks
+from dbcron.store.tables import (
+    api_tokens,
+    deliveries,
+    metadata,
+    sent_keys,
+    sent_results,
+    store_state,
+    tasks,
+)
 
 
 def _create(conn: Connection) -> None:
@@ -37,10 +45,27 @@ def _v3(conn: Connection) -> None:
     metadata.create_all(conn, tables=[api_tokens, deliveries])
 
 
+def _v4(conn: Connection) -> None:
+    # New tables only: nothing existing changes, so an older store keeps all it has.
+    # checkfirst: a store rolled back to an older version by hand may still hold them.
+    sent_results.create(conn, checkfirst=True)
+    sent_keys.create(conn, checkfirst=True)
+    # A backfill request names its slot and trigger; run-now requests leave them NULL.
+    _add_column(conn, "run_requests", "scheduled_for", "TIMESTAMP")
+    _add_column(conn, "run_requests", "trigger", "VARCHAR(16)")
+
+
+def _add_column(conn: Connection, table: str, column: str, sql_type: str) -> None:
+    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+        conn.execute(text(f'ALTER TABLE {table} ADD COLUMN "{column}" {sql_type}'))
+
+
 # (version, what it changes, step); version 1 was the first schema.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "tasks.schedule: the schedule alone, for list and status", _v2),
     (3, "api_tokens: hashed tokens of the HTTP API; deliveries: the delivery ledger", _v3),
+    (4, "sent_results, sent_keys: what was mailed, for send: if_changed and only_new; "
+        "run_requests.scheduled_for, trigger: backfill requests", _v4),
 ]
 LATEST = STEPS[-1][0]
 

@@ -12,7 +12,13 @@ from sqlalchemy.exc import IntegrityError
 
 from dbcron.store.database import Database
 from dbcron.store.tables import daemons, runs
-from dbcron.vocabulary import SCHEDULED_TRIGGERS, RunStatus, Trigger
+from dbcron.vocabulary import (
+    FINAL_STATUSES,
+    LIVE_STATUSES,
+    SCHEDULED_TRIGGERS,
+    RunStatus,
+    Trigger,
+)
 
 
 @dataclass(frozen=True)
@@ -127,8 +133,18 @@ class Noted:
         return {"error": printable(self.error)}
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A claimed run held by its data-ready gate: why, and until when it waits."""
+
+    note: str
+
+    def columns(self) -> dict[str, Any]:
+        return {"status": "waiting", "error": printable(self.note)}
+
+
 # Every change of a claimed run row is one of these; `RunRepo.update_many` writes them.
-RunUpdate = Started | Finished | Noted
+RunUpdate = Started | Finished | Noted | Waiting
 
 
 class RunRepo:
@@ -169,6 +185,27 @@ class RunRepo:
         )
         with self.db.write() as conn:
             return {(r.task, r.scheduled_for): r.id for r in conn.execute(statement, rows)}
+
+    def reopen(self, task: str, slot: datetime, trigger: Trigger, claim: Claim) -> int | None:
+        """Claim a slot again whose run ended without success (a backfill), in place.
+
+        One UPDATE guarded by the status: of two daemons only one reopens it, and a
+        slot that succeeded (or is running) is never touched. The row's earlier
+        failure is replaced by the new attempt's outcome.
+        """
+        statement = (
+            update(runs)
+            .where(runs.c.task == task, runs.c.scheduled_for == slot,
+                   runs.c.status.in_(FINAL_STATUSES - {"succeeded"}))
+            .values(trigger=trigger, status="running", attempt=1, started_at=None,
+                    finished_at=None, rows=None, bytes=None, artifacts=None, result=None,
+                    error=None, host=claim.host, pid=claim.pid, daemon_id=claim.daemon_id,
+                    lease_until=claim.lease_until)
+            .returning(runs.c.id)
+        )
+        with self.db.write() as conn:
+            found = conn.execute(statement).scalar()
+        return int(found) if found is not None else None
 
     def record(
         self, task: str, slot: datetime, trigger: Trigger, status: RunStatus, now: datetime,
@@ -228,7 +265,8 @@ class RunRepo:
             for k in range(0, len(run_ids), 500):
                 conn.execute(
                     update(runs)
-                    .where(and_(runs.c.id.in_(run_ids[k : k + 500]), runs.c.status == "running"))
+                    .where(and_(runs.c.id.in_(run_ids[k : k + 500]),
+                                runs.c.status.in_(LIVE_STATUSES)))
                     .values(lease_until=until)
                 )
 
@@ -238,20 +276,21 @@ class RunRepo:
         One UPDATE ... RETURNING: when two daemons look at once, each stale run
         is returned to exactly one of them, which alone may retry it.
         """
-        return self._interrupt(and_(runs.c.status == "running", runs.c.lease_until < now),
+        return self._interrupt(and_(runs.c.status.in_(LIVE_STATUSES), runs.c.lease_until < now),
                                now, note)
 
     def interrupt_orphans(self, alive_daemon: str, now: datetime, note: str) -> list[RunRow]:
         """Runs of every other registered daemon: with the SQLite store lock held, those
         daemons are certainly dead, whatever their leases say."""
         others = select(daemons.c.id).where(daemons.c.id != alive_daemon)
-        return self._interrupt(and_(runs.c.status == "running", runs.c.daemon_id.in_(others)),
+        return self._interrupt(and_(runs.c.status.in_(LIVE_STATUSES),
+                                    runs.c.daemon_id.in_(others)),
                                now, note)
 
     def interrupt_daemon(self, daemon_id: str, now: datetime, note: str) -> int:
         """At stop: this process's unfinished runs."""
         return len(self._interrupt(
-            and_(runs.c.daemon_id == daemon_id, runs.c.status == "running"), now, note
+            and_(runs.c.daemon_id == daemon_id, runs.c.status.in_(LIVE_STATUSES)), now, note
         ))
 
     def _interrupt(self, where: Any, now: datetime, note: str) -> list[RunRow]:
@@ -328,7 +367,7 @@ class RunRepo:
         with self.db.write() as conn:
             return conn.execute(
                 delete(runs).where(and_(
-                    runs.c.finished_at < before, runs.c.status != "running",
+                    runs.c.finished_at < before, runs.c.status.not_in(LIVE_STATUSES),
                     runs.c.id.not_in(newest),
                 ))
             ).rowcount

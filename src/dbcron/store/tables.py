@@ -1,4 +1,5 @@
-"""The store's tables (SQLAlchemy Core): tasks, runs, run requests, daemons, store state."""
+"""The store's tables (SQLAlchemy Core): tasks, runs, run requests, daemons, store state,
+and what was delivered (change-aware mail)."""
 
 from __future__ import annotations
 
@@ -106,6 +107,9 @@ run_requests = Table(
     Column("requested_at", UtcDateTime, nullable=False),
     Column("daemon_id", String(36)),
     Column("run_id", BigInteger),
+    # A backfill asks for a past slot (v3); a plain run-now leaves both empty.
+    Column("scheduled_for", UtcDateTime),
+    Column("trigger", String(16)),
 )
 
 daemons = Table(
@@ -150,4 +154,26 @@ deliveries = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("resend", Boolean, nullable=False),
     Index("ix_deliveries_run", "run_id"),
+)
+
+# What the last mail of a task carried (v4), for `send: if_changed`: one row per task.
+sent_results = Table(
+    "sent_results",
+    metadata,
+    Column("task", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=False),
+)
+
+# Row keys already mailed (v4), for `only_new`: a 64-bit hash of each key, 8 bytes
+# a row instead of the key itself; pruned with the run history.
+sent_keys = Table(
+    "sent_keys",
+    metadata,
+    Column("task", String(64), primary_key=True),
+    Column("key_hash", BigInteger, primary_key=True, autoincrement=False),
+    Column("delivered_at", UtcDateTime, nullable=False),
+    Index("ix_sent_keys_delivered_at", "delivered_at"),
 )

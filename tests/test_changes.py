@@ -1,0 +1,221 @@
+"""Change-aware delivery: `send: if_changed` and `only_new`, with a real SMTP server and store.
+
+In-process runs go through `execute` (as a worker does); the if_changed case
+also runs through the real daemon. The store side is tested on SQLite and
+PostgreSQL, including the upgrade of a version-2 store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import text
+
+from conftest import Cli, make_settings, write_task
+from daemon_proc import DaemonProcess, wait_for
+from dbcron.errors import InvalidTask
+from dbcron.jobs import execute
+from dbcron.jobs.changes import fingerprint, key_hash, row_hash
+from dbcron.jobs.query import dispose_engines
+from dbcron.jobs.types import JobRequest, JobResult
+from dbcron.model import Task
+from dbcron.settings import Settings
+from dbcron.store import Store, open_store
+from dbcron.store.migrations import LATEST, current_version
+from dbcron.validation import parse_task
+from smtp_server import SmtpTestServer
+
+NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engines() -> Iterator[None]:
+    yield
+    dispose_engines()
+
+
+def test_fingerprint_ignores_row_order_but_not_content() -> None:
+    def digest(rows: list[tuple[Any, ...]]) -> str:
+        return fingerprint(["a", "b"], sum(row_hash(r) for r in rows) % 2**128, len(rows))
+
+    rows = [(1, "x"), (2, "y"), (2, "y")]
+    assert digest(rows) == digest(list(reversed(rows)))
+    assert digest(rows) != digest(rows[:2])  # a duplicate row counts
+    assert digest([(1, "x")]) != digest([("1", "x")])
+    assert fingerprint(["a"], 0, 0) != fingerprint(["b"], 0, 0)
+    assert key_hash([7]) == key_hash((7,)) and -(2**63) <= key_hash([7]) < 2**63
+
+
+def test_only_new_key_is_validated() -> None:
+    base = {"name": "orders", "kind": "report", "schedule": {"every": "1h"},
+            "source": "sqlite:///x.db", "query": "SELECT 1"}
+    with pytest.raises(InvalidTask) as info:
+        parse_task({**base, "email": {"to": ["a@example.com"], "only_new": {"key": []}}}, "t.yaml")
+    assert info.value.problems == [
+        "t.yaml: task 'orders': email.only_new.key: List should have at least 1 item after "
+        "validation, not 0 (got [])"]
+    with pytest.raises(InvalidTask) as info:
+        parse_task({**base, "email": {"to": ["a@example.com"], "send": "if_new"}}, "t.yaml")
+    assert info.value.problems == [
+        "t.yaml: task 'orders': email.send: Input should be 'always', 'if_rows', 'if_empty' or "
+        "'if_changed' (got 'if_new')"]
+
+
+def orders_db(path: Path, rows: list[tuple[int, str, int]]) -> str:
+    url = f"sqlite:///{path}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, "
+                          "customer TEXT, amount INTEGER)"))
+        conn.execute(text("INSERT INTO orders VALUES (:i, :c, :a)"),
+                     [{"i": i, "c": c, "a": a} for i, c, a in rows])
+    engine.dispose()
+    return url
+
+
+def orders_task(source: str, **email: Any) -> Task:
+    return Task.model_validate({
+        "name": "orders", "kind": "report", "schedule": {"every": "1h"}, "source": source,
+        "query": "SELECT id, customer, amount FROM orders ORDER BY id",
+        "export": {"formats": ["csv"]},
+        "email": {"to": ["sales@example.com"], **email},
+    })
+
+
+def run(task: Task, settings: Settings, slot: datetime, **kw: Any) -> JobResult:
+    return execute(JobRequest(task=task, slot=slot, settings=settings, timeout=10, **kw))
+
+
+def test_only_new_mails_each_order_once_with_the_count_in_the_subject(
+    tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    db = tmp_path / "orders.db"
+    source = orders_db(db, [(1, "ann", 10), (2, "bob", 20)])
+    settings = make_settings(tmp_path, smtp_server)
+    task = orders_task(source, only_new={"key": ["id"]},
+                       subject="{{ new_rows }} new of {{ total_rows }} orders")
+    first = run(task, settings, NOW)
+    assert first.status == "succeeded", first.error
+    assert (first.rows, first.summary) == (2, "mailed 1 file to 1 recipient")
+    orders_db(db, [(3, "cy", 30)])
+    second = run(task, settings, NOW + timedelta(hours=1))
+    assert second.rows == 1
+    quiet = run(task, settings, NOW + timedelta(hours=2))
+    assert quiet.summary == "wrote 1 file (0 rows), no new rows (of 3): nothing sent (only_new)"
+    subjects = [m.message["Subject"] for m in smtp_server.messages]
+    assert subjects == ["2 new of 2 orders", "1 new of 3 orders"]
+    (csv_part,) = list(smtp_server.messages[1].message.iter_attachments())
+    assert csv_part.get_content().splitlines()[1:] == ["3,cy,30"]
+
+    # A dry run reads what was delivered and changes nothing.
+    orders_db(db, [(4, "di", 40)])
+    dry = run(task, settings, NOW + timedelta(hours=3), dry_run=True, out_dir=tmp_path / "dry")
+    assert dry.rows == 1 and dry.summary.startswith("dry run; would have mailed")
+    assert run(task, settings, NOW + timedelta(hours=4)).rows == 1
+
+    bad = run(orders_task(source, only_new={"key": ["order_id"]}), settings, NOW)
+    assert (bad.status, bad.retryable) == ("failed", False)
+    assert bad.error == ("email.only_new.key names 'order_id', which the query does not "
+                         "return (its columns: id, customer, amount)")
+
+
+def test_if_changed_in_process_and_a_failed_mail_is_not_remembered(
+    tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    db = tmp_path / "orders.db"
+    source = orders_db(db, [(1, "ann", 10)])
+    settings = make_settings(tmp_path, smtp_server)
+    task = orders_task(source, send="if_changed",
+                       subject="{{ rows }} orders, were {{ previous_rows }}")
+    smtp_server.fail_first = 10_000
+    assert run(task, settings, NOW).status == "failed"
+    smtp_server.fail_first = smtp_server.transactions
+    assert run(task, settings, NOW + timedelta(hours=1)).summary == "mailed 1 file to 1 recipient"
+    same = run(task, settings, NOW + timedelta(hours=2))
+    assert same.summary == ("wrote 1 file (1 rows), same result as the mail for 2026-03-02 "
+                            "10:00 UTC: nothing sent (send: if_changed)")
+    orders_db(db, [(2, "bob", 20)])
+    assert run(task, settings, NOW + timedelta(hours=3)).summary == "mailed 1 file to 1 recipient"
+    assert [m.message["Subject"] for m in smtp_server.messages] == [
+        "1 orders, were None", "2 orders, were 1"]
+
+
+def test_sent_results_store_contract(store: Store) -> None:
+    assert store.sent.last("a") is None
+    store.sent.record("a", "f1", 3, NOW, NOW)
+    store.sent.record("a", "f2", 4, NOW + timedelta(hours=1), NOW + timedelta(hours=1))
+    last = store.sent.last("a")
+    assert last is not None and (last.fingerprint, last.rows) == ("f2", 4)
+    assert last.scheduled_for == NOW + timedelta(hours=1)
+    store.sent.add_keys("a", [key_hash([i]) for i in range(12_000)], NOW)
+    store.sent.add_keys("a", [-(2**63), 2**63 - 1], NOW + timedelta(days=40))
+    assert len(store.sent.known_keys("a")) == 12_002
+    assert store.sent.prune(NOW + timedelta(days=1)) == 12_000
+    assert store.sent.known_keys("a") == {-(2**63), 2**63 - 1}
+    store.sent.forget("a")
+    assert store.sent.last("a") is None and store.sent.known_keys("a") == set()
+
+
+def test_upgrade_from_v3_adds_the_sent_result_tables(store_url: str) -> None:
+    s = open_store(store_url)
+    s.tasks.upsert([{"name": "a", "kind": "call", "schedule": {"every": "1m"},
+                     "call": "m:f"}], NOW)
+    with s.db.write() as conn:
+        conn.execute(text("DROP TABLE sent_keys"))
+        conn.execute(text("DROP TABLE sent_results"))
+        conn.execute(text("UPDATE store_state SET schema_version = 3"))
+    s.close()
+    upgraded = open_store(store_url)
+    try:
+        with upgraded.db.read() as conn:
+            assert current_version(conn) == LATEST
+        assert upgraded.tasks.names() == ["a"]
+        upgraded.sent.record("a", "f", 1, NOW, NOW)
+        upgraded.sent.add_keys("a", [1], NOW)
+        assert upgraded.sent.known_keys("a") == {1}
+    finally:
+        upgraded.close()
+
+
+@pytest.mark.slow
+def test_if_changed_through_the_daemon_sends_once_then_again_after_a_change(
+    run_cli: Cli, state_dir: Path, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    db = tmp_path / "orders.db"
+    source = orders_db(db, [(1, "ann", 10), (2, "bob", 20)])
+    path = write_task(
+        tmp_path / "t", "orders", kind="report", call=None, schedule={"every": "2s"},
+        source="${ORDERS_DB}", query="SELECT customer, amount FROM orders",
+        export={"formats": ["csv"]},
+        email={"to": ["sales@example.com"], "send": "if_changed",
+               "subject": "Orders: {{ rows }}"},
+    )
+    path.write_text(path.read_text().replace("call: null\n", ""))
+    assert run_cli("apply", str(path), ORDERS_DB=source).exit_code == 0
+    proc = DaemonProcess(state_dir, ORDERS_DB=source, DBCRON_SMTP_HOST="127.0.0.1",
+                         DBCRON_SMTP_PORT=str(smtp_server.port)).start()
+    try:
+        store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+
+        def succeeded() -> list[Any]:
+            return [r for r in store.runs.history("orders", limit=100)
+                    if r.status == "succeeded"]
+
+        wait_for(lambda: len(succeeded()) >= 3, 30, "three runs of an unchanged result")
+        assert len(smtp_server.messages) == 1
+        orders_db(db, [(3, "cy", 30)])
+        wait_for(lambda: len(smtp_server.messages) >= 2, 20, "the mail after the change")
+        seen = len(succeeded())
+        wait_for(lambda: len(succeeded()) >= seen + 2, 20, "two more unchanged runs")
+        time.sleep(0.5)  # a third mail would be on its way by now
+        store.close()
+    finally:
+        assert proc.stop() == 0
+    assert [m.message["Subject"] for m in smtp_server.messages] == ["Orders: 2", "Orders: 3"]
+    assert "nothing sent (send: if_changed)" in proc.log()

@@ -191,6 +191,16 @@ def test_yaml_with_a_literal_password_is_refused(run_cli: Cli, tmp_path: Path,
     )
 
 
+def test_a_task_stored_with_a_literal_password_still_loads() -> None:
+    # Refused where definitions come in, not by the model the daemon loads the
+    # store with: an old task keeps its schedule instead of vanishing from it.
+    from dbcron.model import Task
+
+    data = {"name": "old", "kind": "report", "schedule": {"every": "1h"}, "source": LITERAL,
+            "query": "SELECT 1"}
+    assert Task.model_validate(data).source == LITERAL
+
+
 def test_a_password_from_an_allowed_variable_is_fine(run_cli: Cli, tmp_path: Path) -> None:
     path = without_call(report_file(tmp_path / "t", "postgresql://bob:${PW}@db.example/sales"))
     result = run_cli("validate", str(path), DBCRON_ALLOWED_SOURCE_VARS="PW", PW="x")

@@ -540,13 +540,6 @@ class Task(_Strict):
             )
         return value
 
-    @field_validator("source")
-    @classmethod
-    def _source(cls, value: str | None) -> str | None:
-        if value is not None and sources.literal_password(value):
-            raise ValueError(sources.literal_password_message())
-        return value
-
     @field_validator("statements")
     @classmethod
     def _statements(cls, value: list[str] | None) -> list[str] | None:

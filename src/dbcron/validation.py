@@ -136,16 +136,24 @@ def not_allowed(
     source_vars: tuple[str, ...],
     call_modules: tuple[str, ...],
 ) -> list[str]:
-    """What the operator did not allow (source variables, call modules), one line per
-    problem, naming where each task came from (``items`` and ``tasks`` in one order)."""
+    """What may not enter the store (a password written in a source URL) and what the
+    operator did not allow (source variables, call modules): one line per problem,
+    naming where each task came from (``items`` and ``tasks`` in one order).
+
+    Checked here, where definitions come in, not in the model: a task stored
+    before these rules still loads in the daemon, and fails (or keeps running)
+    with a message, instead of vanishing from the schedule.
+    """
     from dbcron.callables import refusal
-    from dbcron.sources import problems
+    from dbcron.sources import literal_password, literal_password_message, problems
 
     found = []
     for (origin, _), task in zip(items, tasks, strict=True):
         label = f"{origin}: task '{task.name}'"
         if task.source:
             found += [f"{label}: source: {p}" for p in problems(task.source, source_vars)]
+            if literal_password(task.source):
+                found.append(f"{label}: source: {literal_password_message()}")
         refused = refusal(task.call, call_modules) if task.call else None
         if refused:
             found.append(f"{label}: call: {refused}")

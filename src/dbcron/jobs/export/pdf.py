@@ -122,6 +122,7 @@ class PdfWriter:
         self._lefts: list[float] = []
         self._numeric: list[bool] = []
         self._tails: list[float] = []  # per numeric column: widest text from the point on
+        self._tail_widths: dict[str, float] = {}
         self._page_size = A4
         self._page = 0
         self._y = 0.0
@@ -333,10 +334,10 @@ class PdfWriter:
                 if self._numeric[i] and not header:
                     # Right-aligned on the decimal point: the integer part ends where
                     # the column's widest fraction (or suffix) begins.
-                    head, point = split_at_point(value)
-                    head_width = chain.width(head, size)
-                    tail_width = chain.width(point, size) if point else 0.0
-                    width = head_width + tail_width
+                    point = split_at_point(value)[1]
+                    width = chain.width(value, size)
+                    tail_width = self._tail_width(point, chain, size) if point else 0.0
+                    head_width = width - tail_width
                     tail = max(self._tails[i], tail_width)
                     if head_width + tail <= room:
                         _put(text, left + room - tail - head_width, y, value, chain, size)
@@ -356,6 +357,15 @@ class PdfWriter:
                     value = self._clip(value, chain, size, room)
                 _put(text, left, y, value, chain, size)
         self._require_canvas().drawText(text)
+
+    def _tail_width(self, tail: str, chain: FontChain, size: float) -> float:
+        # Fractions repeat (".25", ".5"): measuring each once halves the measuring.
+        width = self._tail_widths.get(tail)
+        if width is None:
+            if len(self._tail_widths) > 4096:
+                self._tail_widths.clear()
+            width = self._tail_widths[tail] = chain.width(tail, size)
+        return width
 
     def _line(
         self, x: float, y: float, value: str, chain: FontChain, size: float = _SMALL_SIZE

@@ -292,8 +292,10 @@ def split_at_point(text: str) -> tuple[str, str]:
     """
     point = text.find(".")
     if point < 0:
-        digits = [i for i, ch in enumerate(text) if ch.isdigit()]
-        point = digits[-1] + 1 if digits else len(text)
+        point = len(text)
+        while point and not text[point - 1].isdigit():
+            point -= 1
+        point = point or len(text)
     return text[:point], text[point:]
 
 

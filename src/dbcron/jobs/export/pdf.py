@@ -18,6 +18,7 @@ characters no installed font has are named in the run's log.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import re
 import zoneinfo
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reportlab.lib.pagesizes import A4, landscape
+from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from dbcron.cells import NumberFormat, split_at_point
 from dbcron.jobs.export import ExportOptions
@@ -122,6 +124,7 @@ class PdfWriter:
         self._lefts: list[float] = []
         self._numeric: list[bool] = []
         self._tails: list[float] = []  # per numeric column: widest text from the point on
+        self._tail_widths: dict[str, float] = {}
         self._page_size = A4
         self._page = 0
         self._y = 0.0
@@ -250,9 +253,7 @@ class PdfWriter:
         )
         canvas.setFillColorRGB(0, 0, 0)
         baseline = header_top - _HEADER_HEIGHT + 4
-        self._draw_cells(
-            [[c] for c in self._columns], baseline, self._bold, _SMALL_SIZE, header=True
-        )
+        self._draw_cells(self._columns, baseline, self._bold, _SMALL_SIZE, header=True)
         canvas.setStrokeColorRGB(*_RULE)
         canvas.setLineWidth(0.6)
         y = header_top - _HEADER_HEIGHT
@@ -278,29 +279,35 @@ class PdfWriter:
         """Height for rows on a page below the title and header."""
         return float(self._page_size[1]) - 2 * _MARGIN - _TITLE_SIZE - 18 - _HEADER_HEIGHT
 
-    def _cell_lines(self, texts: Sequence[str]) -> list[list[str]]:
-        """Each cell's lines: one, or in a wrapping column as many as its text needs."""
+    def _wrapped(self, texts: list[str]) -> tuple[list[tuple[int, int, str]], int]:
+        """Wrap the cells of wrapping columns: ``texts`` keeps each cell's first line;
+        returned are the further lines as (column, line number, text) and the row's
+        number of lines."""
         max_lines = max(1, int((self._page_room() - _ROW_HEIGHT) / _WRAP_LEADING) + 1)
-        cells = []
+        more: list[tuple[int, int, str]] = []
+        count = 1
         for i, text in enumerate(texts):
             room = self._widths[i] - 2 * _PAD
             if self._wrap[i] and text and self._regular.width(text, _BODY_SIZE) > room:
                 lines = _wrap(text, lambda t: self._regular.width(t, _BODY_SIZE), room)
                 if len(lines) > max_lines:
                     lines = [*lines[: max_lines - 1], " ".join(lines[max_lines - 1 :])]
-                cells.append(lines)
-            else:
-                cells.append([text])
-        return cells
+                texts[i] = lines[0]
+                more += [(i, n, line) for n, line in enumerate(lines[1:], start=1)]
+                count = max(count, len(lines))
+        return more, count
 
     def _draw_rows(self, rows: Sequence[Sequence[object]]) -> None:
         canvas = self._require_canvas()
         bottom = _MARGIN
         wraps = any(self._wrap)
+        more: list[tuple[int, int, str]] = []
+        lines = 1
         for row in rows:
             texts = self._texts(row)
-            cells = self._cell_lines(texts) if wraps else [[t] for t in texts]
-            height = _ROW_HEIGHT + _WRAP_LEADING * (max(map(len, cells)) - 1)
+            if wraps:
+                more, lines = self._wrapped(texts)
+            height = _ROW_HEIGHT + _WRAP_LEADING * (lines - 1)
             if self._page == 0 or self._y - height < bottom:
                 if self._page:
                     self._end_page()
@@ -310,52 +317,72 @@ class PdfWriter:
                 canvas.setFillColorRGB(*_STRIPE)
                 canvas.rect(_MARGIN, self._y, sum(self._widths), height, stroke=0, fill=1)
                 canvas.setFillColorRGB(0, 0, 0)
-            self._draw_cells(cells, self._y + height - _ROW_HEIGHT + 2.8, self._regular, _BODY_SIZE)
+            baseline = self._y + height - _ROW_HEIGHT + 2.8
+            self._draw_cells(texts, baseline, self._regular, _BODY_SIZE, more=more)
             self._rows_on_page += 1
 
     def _draw_cells(
         self,
-        cells: Sequence[Sequence[str]],
+        texts: Sequence[str],
         baseline: float,
         chain: FontChain,
         size: float,
         header: bool = False,
+        more: Sequence[tuple[int, int, str]] = (),
     ) -> None:
+        """One row: each column's text on the baseline, then ``more`` wrapped lines."""
         text = self._require_canvas().beginText()
         text.setFont(chain.primary, size)
-        for i, lines in enumerate(cells):
+        primary = chain.primary
+        cells = itertools.chain(
+            zip(range(len(texts)), itertools.repeat(0), texts, strict=False), more
+        )
+        for i, n, value in cells:
+            if not value:
+                continue
             room = self._widths[i] - 2 * _PAD
             left = self._lefts[i] + _PAD
-            for n, value in enumerate(lines):
-                if not value:
-                    continue
-                y = baseline - n * _WRAP_LEADING
-                if self._numeric[i] and not header:
+            numeric = self._numeric[i]
+            y = baseline - n * _WRAP_LEADING
+            # Most cells are ASCII: the first font draws them as they are, so they
+            # skip the chain's run splitting (this loop is the writer's hot path).
+            plain = value.isascii()
+            width = stringWidth(value, primary, size) if plain else chain.width(value, size)
+            x = left
+            if numeric:
+                x = left + room - width  # a header: right-aligned
+                if not header:
                     # Right-aligned on the decimal point: the integer part ends where
                     # the column's widest fraction (or suffix) begins.
-                    head, point = split_at_point(value)
-                    head_width = chain.width(head, size)
-                    tail_width = chain.width(point, size) if point else 0.0
-                    width = head_width + tail_width
-                    tail = max(self._tails[i], tail_width)
-                    if head_width + tail <= room:
-                        _put(text, left + room - tail - head_width, y, value, chain, size)
-                        continue
-                else:
-                    width = chain.width(value, size)
-                if self._numeric[i]:
-                    if width > room:
-                        # A cut number would read as another number: squeeze it instead.
-                        text.setHorizScale(100 * room / width)
-                        _put(text, left, y, value, chain, size)
-                        text.setHorizScale(100)
-                        continue
-                    _put(text, left + room - width, y, value, chain, size)  # the header
+                    point = split_at_point(value)[1]
+                    tail_width = self._tail_width(point, chain, size) if point else 0.0
+                    x = left + room - max(self._tails[i], tail_width) - (width - tail_width)
+                    if x < left:
+                        x = left + room - width
+                if x < left:
+                    # A cut number would read as another number: squeeze it instead.
+                    text.setHorizScale(100 * room / width)
+                    _put(text, left, y, value, chain, size)
+                    text.setHorizScale(100)
                     continue
-                if width > room:
-                    value = self._clip(value, chain, size, room)
-                _put(text, left, y, value, chain, size)
+            elif width > room:
+                value = self._clip(value, chain, size, room)
+                plain = value.isascii()
+            if plain:
+                text.setTextOrigin(x, y)
+                text.textOut(value)
+            else:
+                _put(text, x, y, value, chain, size)
         self._require_canvas().drawText(text)
+
+    def _tail_width(self, tail: str, chain: FontChain, size: float) -> float:
+        # Fractions repeat (".25", ".5"): measuring each once halves the measuring.
+        width = self._tail_widths.get(tail)
+        if width is None:
+            if len(self._tail_widths) > 4096:
+                self._tail_widths.clear()
+            width = self._tail_widths[tail] = chain.width(tail, size)
+        return width
 
     def _line(
         self, x: float, y: float, value: str, chain: FontChain, size: float = _SMALL_SIZE

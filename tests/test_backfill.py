@@ -20,7 +20,7 @@ DAY = "0 9 * * *"
 def report_task(tmp_path: Path, source: str) -> Path:
     path = write_task(
         tmp_path / "t", "daily", kind="report", call=None,
-        schedule={"cron": DAY, "timezone": "UTC"}, source="${ORDERS_DB}",
+        schedule={"cron": DAY, "timezone": "UTC"}, source="orders",
         query="SELECT customer, amount FROM orders", export={"formats": ["csv"]},
         email={"to": ["sales@example.com"], "subject": "Orders {{ today }}"},
     )
@@ -30,7 +30,7 @@ def report_task(tmp_path: Path, source: str) -> Path:
 
 def test_dry_run_lists_slots_and_bad_ranges_are_refused(run_cli: Cli, tmp_path: Path) -> None:
     source = orders_db(tmp_path / "o.db", [(1, "ann", 10)])
-    run_cli("apply", str(report_task(tmp_path, source)), ORDERS_DB=source)
+    run_cli("apply", str(report_task(tmp_path, source)), DBCRON_SOURCE_ORDERS=source)
     result = run_cli("backfill", "daily", "--from", "2026-11-01", "--to", "2026-11-03",
                      "--dry-run")
     assert result.exit_code == 0
@@ -59,7 +59,7 @@ def test_backfill_runs_the_20_missing_slots_of_30_and_mails_none_twice(
     run_cli: Cli, state_dir: Path, tmp_path: Path, smtp_server: SmtpTestServer
 ) -> None:
     source = orders_db(tmp_path / "o.db", [(1, "ann", 10)])
-    env = {"ORDERS_DB": source, "DBCRON_SMTP_HOST": "127.0.0.1",
+    env = {"DBCRON_SOURCE_ORDERS": source, "DBCRON_SMTP_HOST": "127.0.0.1",
            "DBCRON_SMTP_PORT": str(smtp_server.port)}
     assert run_cli("apply", str(report_task(tmp_path, source)), **env).exit_code == 0
     # Ten slots succeed first (in this process: no daemon yet), each with its mail.

@@ -191,14 +191,14 @@ def test_if_changed_through_the_daemon_sends_once_then_again_after_a_change(
     source = orders_db(db, [(1, "ann", 10), (2, "bob", 20)])
     path = write_task(
         tmp_path / "t", "orders", kind="report", call=None, schedule={"every": "2s"},
-        source="${ORDERS_DB}", query="SELECT customer, amount FROM orders",
+        source="orders", query="SELECT customer, amount FROM orders",
         export={"formats": ["csv"]},
         email={"to": ["sales@example.com"], "send": "if_changed",
                "subject": "Orders: {{ rows }}"},
     )
     path.write_text(path.read_text().replace("call: null\n", ""))
-    assert run_cli("apply", str(path), ORDERS_DB=source).exit_code == 0
-    proc = DaemonProcess(state_dir, ORDERS_DB=source, DBCRON_SMTP_HOST="127.0.0.1",
+    assert run_cli("apply", str(path), DBCRON_SOURCE_ORDERS=source).exit_code == 0
+    proc = DaemonProcess(state_dir, DBCRON_SOURCE_ORDERS=source, DBCRON_SMTP_HOST="127.0.0.1",
                          DBCRON_SMTP_PORT=str(smtp_server.port)).start()
     try:
         store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")

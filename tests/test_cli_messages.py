@@ -52,7 +52,7 @@ def test_history_with_a_bad_status_is_a_usage_error(run_cli: Cli, failed_run: No
     assert result.exit_code == 2
     assert result.stderr.endswith(
         "Error: Invalid value for --status: 'bogus': use one of running, succeeded, failed, "
-        "timed_out, interrupted, skipped, missed\n"
+        "timed_out, interrupted, skipped, missed, waiting\n"
     )
     since = run_cli("history", "--since", "last tuesday")
     assert since.exit_code == 2

@@ -123,15 +123,15 @@ def test_validate_warns_about_unset_env(run_cli: Cli, tmp_path: Path) -> None:
 
 
 def test_validate_and_apply_read_dotenv_before_warning(run_cli: Cli, tmp_path: Path) -> None:
-    """The README's walk-through sets SALES_DB_URL in .env: no warning about it."""
-    path = write_task(tmp_path / "t", "rep", kind="sql", call=None, source="${DOTENV_DB}",
+    """The README's walk-through sets DBCRON_SOURCE_SALES in .env: no warning about it."""
+    path = write_task(tmp_path / "t", "rep", kind="sql", call=None, source="dotenv",
                       statements=["DELETE FROM x"])
     path.write_text(path.read_text().replace("call: null\n", ""))
-    Path(".env").write_text("DOTENV_DB=sqlite:///sales.db\n")
+    Path(".env").write_text("DBCRON_SOURCE_DOTENV=sqlite:///sales.db\n")
     for command in ("validate", "apply"):
         result = run_cli(command, str(path))
-        assert result.exit_code == 0
-        assert "DOTENV_DB" not in result.stderr
+        assert result.exit_code == 0, result.output
+        assert "DBCRON_SOURCE_DOTENV" not in result.stderr
 
 
 def test_list_and_json(run_cli: Cli, applied: Path) -> None:

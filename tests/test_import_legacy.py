@@ -226,9 +226,9 @@ def test_env_lines_read_the_same_in_dotenv_and_sh(run_cli: Cli, tmp_path: Path) 
     env_file = tmp_path / "db.env"
     assert run_cli("import", str(source), "--env-file", str(env_file)).exit_code == 0
     expected = url.replace("'", "%27")  # the same character in a URL
-    assert dotenv_values(env_file)["DAILY_SALES_REPORT_DB_URL"] == expected
+    assert dotenv_values(env_file)["DBCRON_SOURCE_DAILY_SALES_REPORT"] == expected
     shell = subprocess.run(
-        ["sh", "-c", f'. "{env_file}"; printf %s "$DAILY_SALES_REPORT_DB_URL"'],
+        ["sh", "-c", f'. "{env_file}"; printf %s "$DBCRON_SOURCE_DAILY_SALES_REPORT"'],
         capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
     )
     assert shell.stdout == expected

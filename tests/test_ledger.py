@@ -33,10 +33,10 @@ def setup(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
     monkeypatch.setenv("ETL_HOOK", f"{webhook_server.url}/etl")
     db = tmp_path / "sales.db"
     fill_sales(f"sqlite:///{db}", rows=30)
-    monkeypatch.setenv("SALES_DB", f"sqlite:///{db}")
+    monkeypatch.setenv("DBCRON_SOURCE_SALES", f"sqlite:///{db}")
     task: dict[str, Any] = {
         "name": "daily-sales", "kind": "report", "schedule": {"cron": "0 9 * * *"},
-        "source": "${SALES_DB}", "query": "SELECT id, region, amount FROM sales ORDER BY id",
+        "source": "sales", "query": "SELECT id, region, amount FROM sales ORDER BY id",
         "export": {"formats": ["csv"]},
         "email": {"to": ["anna@example.com"], "cc": ["bo@example.com"]},
         "deliver": [{"type": "slack", "url": "${SLACK_HOOK}"},

@@ -121,7 +121,7 @@ def test_gate_opens_when_the_row_appears_in_postgresql(
         conn.execute(sa.text("CREATE TABLE etl_log (loaded_on date, loaded_at timestamptz)"))
     path = write_task(
         tmp_path / "t", "sales", kind="report", call=None, schedule={"every": "2s"},
-        source="${PG_URL}", query="SELECT 1 AS one", export={"formats": ["csv"]},
+        source="pg", query="SELECT 1 AS one", export={"formats": ["csv"]},
         params={"today": "{{ today }}"},
         ready={"query": "SELECT count(*) > 0 FROM etl_log WHERE loaded_on = :today",
                "every": "1s", "until": "1h"},
@@ -132,8 +132,8 @@ def test_gate_opens_when_the_row_appears_in_postgresql(
                        ready={"after": ["sales"], "every": "1s", "until": "1s",
                               "then": "notify"})
     assert never.exists()
-    assert run_cli("apply", str(tmp_path / "t"), PG_URL=pg_url).exit_code == 0
-    proc = DaemonProcess(state_dir, PG_URL=pg_url).start()
+    assert run_cli("apply", str(tmp_path / "t"), DBCRON_SOURCE_PG=pg_url).exit_code == 0
+    proc = DaemonProcess(state_dir, DBCRON_SOURCE_PG=pg_url).start()
     try:
         waiting = wait_for(lambda: [r for r in runs_of(state_dir, "sales")
                                     if r.status == "waiting"], 15, "a waiting run")[0]

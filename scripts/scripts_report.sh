@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export DBCRON_STATE_DIR="$work/state" CITY_DB_URL="sqlite:///$work/cities.db"
+export DBCRON_STATE_DIR="$work/state" DBCRON_SOURCE_CITIES="sqlite:///$work/cities.db"
 
 python - "$work/cities.db" <<'PY'
 import sqlite3, sys
@@ -28,7 +28,7 @@ name: city-sales
 description: Sales by city
 kind: report
 schedule: {cron: "0 9 * * mon-fri", timezone: Europe/Zurich}
-source: ${CITY_DB_URL}
+source: cities
 query: SELECT city, country, orders, amount, note FROM sales ORDER BY amount DESC
 export:
   formats: [pdf]

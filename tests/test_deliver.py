@@ -38,19 +38,19 @@ def settings(tmp_path: Path, smtp_server: SmtpTestServer) -> Settings:
 @pytest.fixture
 def hooks(webhook_server: WebhookServer, monkeypatch: pytest.MonkeyPatch) -> WebhookServer:
     """The receivers' URLs and credentials live in the environment, as in production."""
-    monkeypatch.setenv("SLACK_HOOK", f"{webhook_server.url}/slack/T000/B000/XXXX")
-    monkeypatch.setenv("TEAMS_HOOK", f"{webhook_server.url}/teams/workflow")
-    monkeypatch.setenv("ETL_TOKEN", "etl-token-42")
-    monkeypatch.setenv("ETL_HMAC", SECRET)
+    monkeypatch.setenv("DBCRON_SECRET_SLACK_HOOK", f"{webhook_server.url}/slack/T000/B000/XXXX")
+    monkeypatch.setenv("DBCRON_SECRET_TEAMS_HOOK", f"{webhook_server.url}/teams/workflow")
+    monkeypatch.setenv("DBCRON_SECRET_ETL_TOKEN", "etl-token-42")
+    monkeypatch.setenv("DBCRON_SECRET_ETL_HMAC", SECRET)
     return webhook_server
 
 
 CHANNELS: list[dict[str, Any]] = [
-    {"type": "slack", "url": "${SLACK_HOOK}"},
-    {"type": "teams", "url": "${TEAMS_HOOK}", "rows": 5},
-    {"type": "webhook", "name": "etl", "url": "${ETL_URL}",
-     "headers": {"Authorization": "Bearer ${ETL_TOKEN}", "X-Source": "dbcron"},
-     "sign": {"secret": "${ETL_HMAC}"},
+    {"type": "slack", "url": "${DBCRON_SECRET_SLACK_HOOK}"},
+    {"type": "teams", "url": "${DBCRON_SECRET_TEAMS_HOOK}", "rows": 5},
+    {"type": "webhook", "name": "etl", "url": "${DBCRON_SECRET_ETL_URL}",
+     "headers": {"Authorization": "Bearer ${DBCRON_SECRET_ETL_TOKEN}", "X-Source": "dbcron"},
+     "sign": {"secret": "${DBCRON_SECRET_ETL_HMAC}"},
      "body": '{"report": {{ task | tojson }}, "day": {{ yesterday | tojson }}, '
              '"rows": {{ rows }}, "first": {{ first_rows[0] | tojson }}}'},
 ]
@@ -58,7 +58,7 @@ CHANNELS: list[dict[str, Any]] = [
 
 def _report(tmp_path: Path, hooks: WebhookServer, monkeypatch: pytest.MonkeyPatch,
             channels: list[dict[str, Any]] = CHANNELS, **over: Any) -> Task:
-    monkeypatch.setenv("ETL_URL", f"{hooks.url}/etl")
+    monkeypatch.setenv("DBCRON_SECRET_ETL_URL", f"{hooks.url}/etl")
     return report(fill_sales(f"sqlite:///{tmp_path / 'sales.db'}"), deliver=channels, **over)
 
 
@@ -74,9 +74,9 @@ def test_slack_teams_and_webhook_after_the_mail(
             for d in result.deliveries] == [
         ("mail", "manager@example.com", "sent", "accepted"),
         ("mail", "boss@example.com", "sent", "accepted"),
-        ("slack", "${SLACK_HOOK}", "sent", "HTTP 200"),
-        ("teams", "${TEAMS_HOOK}", "sent", "HTTP 200"),
-        ("etl", "${ETL_URL}", "sent", "HTTP 200"),
+        ("slack", "${DBCRON_SECRET_SLACK_HOOK}", "sent", "HTTP 200"),
+        ("teams", "${DBCRON_SECRET_TEAMS_HOOK}", "sent", "HTTP 200"),
+        ("etl", "${DBCRON_SECRET_ETL_URL}", "sent", "HTTP 200"),
     ]
 
     (slack,) = hooks.on("/slack/T000/B000/XXXX")
@@ -212,10 +212,11 @@ def test_a_slow_receiver_times_out(tmp_path: Path, webhook_server: WebhookServer
 
 
 def test_a_missing_secret_is_a_failed_delivery_naming_it(tmp_path: Path) -> None:
-    task = _hook_task("${NOT_SET_HOOK}")
+    task = _hook_task("${DBCRON_SECRET_NOT_SET_HOOK}")
     (delivery,) = deliver_all(_facts(task, tmp_path), {})
     assert (delivery.status, delivery.detail) == (
-        "failed", "url needs ${NOT_SET_HOOK}, which is not set in the daemon's environment")
+        "failed",
+        "url needs ${DBCRON_SECRET_NOT_SET_HOOK}, which is not set in the daemon's environment")
 
 
 def test_a_body_that_is_not_json_fails_before_posting(tmp_path: Path,
@@ -260,6 +261,14 @@ def test_default_webhook_document(tmp_path: Path, webhook_server: WebhookServer)
      "headers.Authorization: a credential must come from ${VAR}"),
     ({"type": "webhook", "url": "https://etl.example/h", "sign": {"secret": "abc"}},
      "give the secret as ${VAR}; secrets never enter the store"),
+    ({"type": "webhook", "url": "https://etl.example/h",
+      "headers": {"X-Leak": "${DBCRON_SMTP_PASSWORD}"}},
+     "${DBCRON_SMTP_PASSWORD} cannot be read here: webhook and monitor secrets come only from "
+     "DBCRON_SECRET_* variables"),
+    ({"type": "slack", "url": "${DBCRON_SOURCE_SALES}"},
+     "${DBCRON_SOURCE_SALES} cannot be read here"),
+    ({"type": "webhook", "url": "https://etl.example/h", "sign": {"secret": "${HOME}"}},
+     "name it e.g. DBCRON_SECRET_HOME"),
     ({"type": "teams", "url": "${T}", "body": "{}"}, "'body' is for type webhook, not teams"),
     ({"type": "chat", "url": "${T}"}, "Input should be 'webhook', 'slack' or 'teams'"),
 ])
@@ -275,12 +284,30 @@ def test_channel_definitions_are_checked(channel: dict[str, Any], message: str) 
     assert "tasks/t.yaml" in str(caught.value)
 
 
+def test_a_stored_channel_never_posts_another_setting(
+    tmp_path: Path, settings: Settings, hooks: WebhookServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task stored before the DBCRON_SECRET_* rule (written past validation) still
+    cannot post the SMTP password: the worker checks the reference again."""
+    task = _report(tmp_path, hooks, monkeypatch)
+    leaky = task.deliver[2].model_copy(
+        update={"headers": {"X-Leak": "${DBCRON_SMTP_PASSWORD}"}, "sign": None})
+    monkeypatch.setenv("DBCRON_SMTP_PASSWORD", "Smtp-Pa55-word")
+    result = run(task.model_copy(update={"deliver": [leaky]}), settings)
+    assert [(d["status"], d["detail"]) for d in result.deliveries if d["channel"] == "etl"] == [(
+        "failed", "headers.X-Leak: ${DBCRON_SMTP_PASSWORD} cannot be read here: webhook and "
+        "monitor secrets come only from DBCRON_SECRET_* variables, so a task cannot post the "
+        "daemon's other settings to a URL of its choosing; name it e.g. "
+        "DBCRON_SECRET_DBCRON_SMTP_PASSWORD")]
+    assert hooks.received == []
+
+
 def test_two_channels_need_names() -> None:
     with pytest.raises(ValueError, match="two channels are called slack: give each a 'name'"):
         Task.model_validate({"name": "t", "kind": "report", "schedule": {"every": "1h"},
                              "source": "sqlite://", "query": "SELECT 1",
-                             "deliver": [{"type": "slack", "url": "${A}"},
-                                         {"type": "slack", "url": "${B}"}]})
+                             "deliver": [{"type": "slack", "url": "${DBCRON_SECRET_A}"},
+                                         {"type": "slack", "url": "${DBCRON_SECRET_B}"}]})
 
 
 def test_dry_run_posts_nothing(tmp_path: Path, settings: Settings, hooks: WebhookServer,
@@ -295,7 +322,8 @@ def test_dry_run_posts_nothing(tmp_path: Path, settings: Settings, hooks: Webhoo
 def test_the_stored_task_keeps_references_not_secrets(tmp_path: Path, hooks: WebhookServer,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     stored = json.dumps(_report(tmp_path, hooks, monkeypatch).to_data())
-    assert "${SLACK_HOOK}" in stored and "T000" not in stored and "etl-token-42" not in stored
+    assert "${DBCRON_SECRET_SLACK_HOOK}" in stored
+    assert "T000" not in stored and "etl-token-42" not in stored
 
 
 def test_files_too_large_to_mail_are_published(tmp_path: Path, smtp_server: SmtpTestServer

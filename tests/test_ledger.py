@@ -29,8 +29,8 @@ def setup(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
           webhook_server: WebhookServer, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DBCRON_SMTP_HOST", smtp_server.host)
     monkeypatch.setenv("DBCRON_SMTP_PORT", str(smtp_server.port))
-    monkeypatch.setenv("SLACK_HOOK", f"{webhook_server.url}/slack")
-    monkeypatch.setenv("ETL_HOOK", f"{webhook_server.url}/etl")
+    monkeypatch.setenv("DBCRON_SECRET_SLACK_HOOK", f"{webhook_server.url}/slack")
+    monkeypatch.setenv("DBCRON_SECRET_ETL_HOOK", f"{webhook_server.url}/etl")
     db = tmp_path / "sales.db"
     fill_sales(f"sqlite:///{db}", rows=30)
     monkeypatch.setenv("DBCRON_SOURCE_SALES", f"sqlite:///{db}")
@@ -39,12 +39,14 @@ def setup(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
         "source": "sales", "query": "SELECT id, region, amount FROM sales ORDER BY id",
         "export": {"formats": ["csv"]},
         "email": {"to": ["anna@example.com"], "cc": ["bo@example.com"]},
-        "deliver": [{"type": "slack", "url": "${SLACK_HOOK}"},
-                    {"type": "webhook", "name": "etl", "url": "${ETL_HOOK}", "retries": 0}],
+        "deliver": [{"type": "slack", "url": "${DBCRON_SECRET_SLACK_HOOK}"},
+                    {"type": "webhook", "name": "etl", "url": "${DBCRON_SECRET_ETL_HOOK}",
+                     "retries": 0}],
     }
     path = tmp_path / "daily-sales.yaml"
     path.write_text(yaml.safe_dump(task))
-    assert run_cli("apply", str(path)).exit_code == 0
+    applied = run_cli("apply", str(path))
+    assert applied.exit_code == 0, applied.output
     return db
 
 
@@ -64,11 +66,13 @@ def test_ledger_rows_and_resend_without_the_query(
     assert _ledger(run_cli) == [
         {"channel": "mail", "recipient": "anna@example.com", "status": "sent", "resend": False},
         {"channel": "mail", "recipient": "bo@example.com", "status": "sent", "resend": False},
-        {"channel": "slack", "recipient": "${SLACK_HOOK}", "status": "sent", "resend": False},
-        {"channel": "etl", "recipient": "${ETL_HOOK}", "status": "failed", "resend": False},
+        {"channel": "slack", "recipient": "${DBCRON_SECRET_SLACK_HOOK}", "status": "sent",
+         "resend": False},
+        {"channel": "etl", "recipient": "${DBCRON_SECRET_ETL_HOOK}", "status": "failed",
+         "resend": False},
     ]
     text = run_cli("history", "--deliveries").stdout
-    assert "etl      ${ETL_HOOK}       failed  HTTP 503 Service Unavailable" in text
+    assert "etl      ${DBCRON_SECRET_ETL_HOOK}    failed  HTTP 503 Service Unavailable" in text
     shown = json.loads(run_cli("show", "daily-sales", "--json").stdout)
     assert len(shown["recent_runs"][0]["deliveries"]) == 4
     run_id = json.loads(run_cli("history", "--json").stdout)[0]["id"]
@@ -82,12 +86,12 @@ def test_ledger_rows_and_resend_without_the_query(
     webhook_server.script["/etl"] = [200]
     again = run_cli("resend", str(run_id), "--failed-only")
     assert (again.exit_code, again.stdout) == (
-        0, "etl ${ETL_HOOK}: sent (resent: HTTP 200)\n")
+        0, "etl ${DBCRON_SECRET_ETL_HOOK}: sent (resent: HTTP 200)\n")
     _, second_post = webhook_server.on("/etl")
     assert second_post.body == first_post.body
     assert second_post.headers["Idempotency-Key"] == first_post.headers["Idempotency-Key"]
     assert len(smtp_server.messages) == 1 and len(webhook_server.on("/slack")) == 1
-    assert _ledger(run_cli)[-1] == {"channel": "etl", "recipient": "${ETL_HOOK}",
+    assert _ledger(run_cli)[-1] == {"channel": "etl", "recipient": "${DBCRON_SECRET_ETL_HOOK}",
                                     "status": "sent", "resend": True}
 
     nothing = run_cli("resend", str(run_id), "--failed-only")
@@ -114,7 +118,7 @@ def test_skipped_mail_is_in_the_ledger(setup: Path, run_cli: Cli, tmp_path: Path
     engine.dispose()
     task = yaml.safe_load((tmp_path / "daily-sales.yaml").read_text())
     task["email"]["send"] = "if_rows"
-    task["deliver"] = [{"type": "slack", "url": "${SLACK_HOOK}", "send": "if_rows"}]
+    task["deliver"] = [{"type": "slack", "url": "${DBCRON_SECRET_SLACK_HOOK}", "send": "if_rows"}]
     (tmp_path / "daily-sales.yaml").write_text(yaml.safe_dump(task))
     assert run_cli("apply", str(tmp_path / "daily-sales.yaml")).exit_code == 0
     assert run_cli("run", "daily-sales", "--local").exit_code == 0

@@ -72,12 +72,13 @@ def test_gauges_follow_the_tasks_loaded() -> None:
 def test_pings_start_success_and_masked_fail(run_cli: Cli, tmp_path: Path,
                                              webhook_server: WebhookServer,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HC_URL", f"{webhook_server.url}/hc/ok")
-    monkeypatch.setenv("HC_BAD", f"{webhook_server.url}/hc/bad")
-    write_task(tmp_path / "t", "fine", call="jobs:succeed", monitor={"url": "${HC_URL}"})
+    monkeypatch.setenv("DBCRON_SECRET_HC_URL", f"{webhook_server.url}/hc/ok")
+    monkeypatch.setenv("DBCRON_SECRET_HC_BAD", f"{webhook_server.url}/hc/bad")
+    write_task(tmp_path / "t", "fine", call="jobs:succeed",
+               monitor={"url": "${DBCRON_SECRET_HC_URL}"})
     write_task(tmp_path / "t", "broken", call="jobs:fail",
                args=["cannot reach postgresql://app:s3cret@db/prod"],
-               monitor={"url": "${HC_BAD}"})
+               monitor={"url": "${DBCRON_SECRET_HC_BAD}"})
     assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
     assert run_cli("run", "fine", "--local").exit_code == 0
     assert run_cli("run", "broken", "--local").exit_code == 1

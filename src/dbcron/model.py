@@ -392,6 +392,12 @@ WHOLE_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 PLAIN_URL = re.compile(r"^https?://[^/@\s?#]+(/[^\s?#]*)?$")
 
 
+def _readable_secrets(text: str) -> None:
+    problem = sources.secret_problem(text)
+    if problem:
+        raise ValueError(problem)
+
+
 class Signing(_Strict):
     """HMAC-SHA256 over "<timestamp>.<body>", so a receiver can tell the POST is ours."""
 
@@ -403,6 +409,7 @@ class Signing(_Strict):
     def _secret(cls, value: str) -> str:
         if not WHOLE_ENV_REF.match(value):
             raise ValueError("give the secret as ${VAR}; secrets never enter the store")
+        _readable_secrets(value)
         return value
 
 
@@ -449,6 +456,8 @@ class Channel(_Strict):
                              "query string (a token in the URL belongs in ${VAR})")
         if self.type == "webhook" and self.title:
             raise ValueError("'title' is for slack and teams; a webhook's 'body' says it all")
+        for text in (self.url, *self.headers.values()):
+            _readable_secrets(text)
         for header, value in self.headers.items():
             if SECRET_HEADER.search(header) and not ENV_REF.search(value):
                 raise ValueError(
@@ -471,6 +480,7 @@ class Monitor(_Strict):
         if not WHOLE_ENV_REF.match(value):
             raise ValueError("give the ping URL as ${VAR}: whoever knows it can ping, so it is "
                              "a secret and never enters the store")
+        _readable_secrets(value)
         return value
 
     @field_validator("timeout")

@@ -91,8 +91,9 @@ def env_name(name: str) -> str:
 
 
 def _is_setting(key: str) -> bool:
-    # DBCRON_SOURCE_<NAME> variables are named task sources, not settings.
-    return key.startswith("DBCRON_") and not key.startswith("DBCRON_SOURCE_")
+    # DBCRON_SOURCE_<NAME> are named task sources and DBCRON_SECRET_<NAME> the secrets of
+    # webhooks and monitors (dbcron.sources), not settings.
+    return key.startswith("DBCRON_") and not key.startswith(("DBCRON_SOURCE_", "DBCRON_SECRET_"))
 
 
 def load_settings(

@@ -23,6 +23,8 @@ import re
 from collections.abc import Mapping
 
 SOURCE_PREFIX = "DBCRON_SOURCE_"
+# Webhook URLs, headers, signing keys and monitor URLs: their own variables, never a source's.
+SECRET_PREFIX = "DBCRON_SECRET_"
 ALLOW_SETTING = "DBCRON_ALLOWED_SOURCE_VARS"
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -131,6 +133,24 @@ def resolve(source: str, environ: Mapping[str, str]) -> str:
     if NAME.match(source):
         return environ[source_variable(source)]
     return ENV_REF.sub(lambda m: environ[m.group(1)], source)
+
+
+def secret_problem(text: str) -> str | None:
+    """Why a channel's or monitor's ``${VAR}`` may not be read, or None when it may.
+
+    Those values go to a URL the task author chose: were any variable readable, a
+    header of ``${DBCRON_SMTP_PASSWORD}`` or ``${DBCRON_SOURCE_SALES}`` would post the
+    daemon's own secrets there. So they read only variables named for the purpose.
+    """
+    refused = [var for var in ENV_REF.findall(text) if not var.startswith(SECRET_PREFIX)]
+    if not refused:
+        return None
+    var = refused[0]
+    return (
+        f"${{{var}}} cannot be read here: webhook and monitor secrets come only from "
+        f"{SECRET_PREFIX}* variables, so a task cannot post the daemon's other settings "
+        f"to a URL of its choosing; name it e.g. {SECRET_PREFIX}{var.upper()}"
+    )
 
 
 def _suggested_name(var: str) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from dbcron.secrets import mask_secrets
+from dbcron.sources import secret_problem
 
 if TYPE_CHECKING:
     from dbcron.model import Task
@@ -47,6 +48,10 @@ def ping(task: Task, event: Event, run_id: int, error: str | None = None,
     if monitor is None:
         return False
     env = os.environ if environ is None else environ
+    refused = secret_problem(monitor.url)
+    if refused:  # a task stored before the rule: never post another setting
+        log.warning("task %s: monitor url: %s; no %s ping", task.name, refused, event)
+        return False
     missing = [n for n in _ENV_REF.findall(monitor.url) if n not in env]
     if missing:
         log.warning("task %s: monitor url needs ${%s}, which is not set; no %s ping",

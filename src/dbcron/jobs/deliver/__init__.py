@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from dbcron.errors import TemplateError
 from dbcron.jobs.deliver.post import DeliveryFailed, post_json, signature
+from dbcron.sources import secret_problem
 from dbcron.templating import render
 
 if TYPE_CHECKING:
@@ -150,6 +151,10 @@ def _why_not(channel: Channel, facts: RunFacts) -> str:
 
 
 def _expand(text: str, environ: Mapping[str, str], field: str) -> str:
+    # Checked again here: a task stored before the rule must not post other settings.
+    refused = secret_problem(text)
+    if refused:
+        raise DeliveryFailed(f"{field}: {refused}")
     missing = [name for name in _ENV_REF.findall(text) if name not in environ]
     if missing:
         names = ", ".join(f"${{{n}}}" for n in missing)

@@ -89,8 +89,22 @@ def test_status_page_in_chromium(browser: Any, tmp_path: Path) -> None:
         assert [(r["status"], r["trigger"]) for r in hello] == [("succeeded", "manual")]
 
         browser.find_element(By.ID, "refresh").click()
-        hello_row = browser.find_element(By.CSS_SELECTOR, "tr[data-task=hello]")
-        assert hello_row.find_element(By.CSS_SELECTOR, "td.succeeded").text == "succeeded"
+
+        def hello_status() -> str | None:
+            # The click posts the form: until the new page is in, elements of the old
+            # one go stale under the finder.
+            from selenium.common.exceptions import (
+                NoSuchElementException,
+                StaleElementReferenceException,
+            )
+
+            try:
+                row = browser.find_element(By.CSS_SELECTOR, "tr[data-task=hello]")
+                return str(row.find_element(By.CSS_SELECTOR, "td.succeeded").text) or None
+            except (NoSuchElementException, StaleElementReferenceException):
+                return None
+
+        assert wait_for(hello_status, 10, "the refreshed page") == "succeeded"
 
         shot = browser.get_screenshot_as_png()
         width, height = _png_size(shot)

@@ -15,6 +15,16 @@ from typing import Any
 
 TESTS = Path(__file__).parent
 DAEMON = [sys.executable, "-c", "from dbcron.daemon.main import main; main()"]
+CLOCK_DAEMON = [sys.executable, str(TESTS / "clock_daemon.py")]
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie waiting for its (new) parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -29,8 +39,9 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class DaemonProcess:
-    def __init__(self, state_dir: Path, **env: str) -> None:
+    def __init__(self, state_dir: Path, command: list[str] | None = None, **env: str) -> None:
         self.state_dir = state_dir
+        self.command = command or DAEMON
         self.log_path = state_dir.parent / f"daemon-{time.monotonic_ns()}.log"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DBCRON_", "NOTIFY_",
@@ -47,7 +58,7 @@ class DaemonProcess:
     def start(self, wait_ready: bool = True) -> DaemonProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(DAEMON, env=self.env, stdout=self._log,
+        self.proc = subprocess.Popen(self.command, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=self.state_dir.parent)
         if wait_ready:
             wait_for(lambda: "scheduler-daemon ready" in self.log() or self.exited(), 20,

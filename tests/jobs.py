@@ -28,3 +28,16 @@ def append(path: str, text: str = "x") -> int:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(f"{text} {os.getpid()}\n")
     return 1
+
+
+def span(path: str, seconds: float) -> int:
+    """Note the worker's pid in `path`.started, sleep, then append "start end pid" to
+    `path`: a line there is the side effect done, and overlapping lines are runs that
+    overlapped."""
+    begun = time.time()
+    with open(path + ".started", "a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"{begun} {time.time()} {os.getpid()}\n")
+    return 1

@@ -157,7 +157,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def test_prune_removes_old_runs_and_files(store: Store, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, keep_history_days=90, keep_output_days=14)
-    claim = Claim(host="h", pid=1, daemon_id=None, lease_until=None)
+    claim = Claim(host="h", pid=1, daemon_id=None, lease=None)
     for days, status in ((100, "succeeded"), (95, "failed"), (30, "succeeded")):
         when = NOW - timedelta(days=days)
         run_id = store.runs.claim("daily", when, "schedule", claim)

@@ -330,6 +330,7 @@ def test_an_invalid_stored_task_is_reported_and_the_others_keep_running(
     s.close()
     proc.signal(signal.SIGHUP)
     wait_for(lambda: "task broken is invalid and was left out" in proc.log(), 5, "the report")
+    wait_for(out.exists, 5, "good to run")
     count = len(out.read_text().splitlines())
     wait_for(lambda: len(out.read_text().splitlines()) >= count + 2, 5, "good to keep running")
     assert runs_of(state_dir, "broken") == []

@@ -28,7 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from dbcron.daemon.catchup import plan_catchup, too_late
-from dbcron.daemon.runner import LEASE, Identity, Runner
+from dbcron.daemon.runner import Identity, Runner
 from dbcron.daemon.sdnotify import Notifier, watchdog_interval
 from dbcron.daemon.worker_pool import WorkerPool
 from dbcron.errors import DbcronError
@@ -94,6 +94,8 @@ class Daemon:
         self.notifier = Notifier.from_env(environ)
         self.watchdog = watchdog_interval(environ)
         self.identity = Identity(socket.gethostname(), os.getpid(), str(uuid.uuid4()))
+        # The heartbeat renews leases: at least three beats fit in one.
+        self.heartbeat = min(HEARTBEAT_SECONDS, settings.lease_seconds / 3)
         self.tasks: dict[str, _Loaded] = {}
         self.revision = -1
         self.reload_requested = False
@@ -163,7 +165,7 @@ class Daemon:
         self.store.daemons.register(DaemonRow(
             id=self.identity.daemon_id or "", host=self.identity.host, pid=self.identity.pid,
             started_at=now, heartbeat_at=now, last_reload_at=None, tasks_loaded=0,
-            status="starting", stopped_at=None, heartbeat_seconds=HEARTBEAT_SECONDS,
+            status="starting", stopped_at=None, heartbeat_seconds=self.heartbeat,
         ))
         self.pool = WorkerPool(settings.max_workers, settings.log_level, settings.log_format)
         self.runner = Runner(self.store, settings, self.pool, self.identity, self.clock,
@@ -218,13 +220,20 @@ class Daemon:
             loaded = self.tasks.get(run.task)
             if loaded is None or run.attempt > loaded.task.policy.retries:
                 continue
+            if run.effect_at is not None:
+                # Its mail may be out, its commit made, its function called: a retry
+                # could do it twice, and at most once is the promise.
+                log.warning("run %s: interrupted slot %s is not retried: its side effect had "
+                            "begun", run.task, run.scheduled_for.isoformat(),
+                            extra={"task": run.task, "status": "interrupted"})
+                continue
             if run.trigger != "manual" and too_late(run.scheduled_for, now,
                                                     loaded.task.policy.grace):
                 continue
-            log.info("run %s: retrying interrupted slot %s as attempt %d", run.task,
-                     run.scheduled_for.isoformat(), run.attempt + 1)
-            self.runner.resume(loaded.task, run.id, run.scheduled_for, run.trigger,
-                               run.attempt + 1)
+            if self.runner.resume(loaded.task, run.id, run.fence, run.scheduled_for,
+                                  run.trigger, run.attempt + 1, now):
+                log.info("run %s: retrying interrupted slot %s as attempt %d", run.task,
+                         run.scheduled_for.isoformat(), run.attempt + 1)
 
     # --- loading and reloading ----------------------------------------------------------
 
@@ -375,7 +384,7 @@ class Daemon:
                 self._take_requests(now)
                 self.runner.tick(now)
                 if mono >= next_beat:
-                    next_beat = mono + HEARTBEAT_SECONDS
+                    next_beat = mono + self.heartbeat
                     self._beat(now)
                 if now >= next_housekeeping:
                     next_housekeeping = now + HOUSEKEEPING_EVERY
@@ -392,7 +401,7 @@ class Daemon:
             self.identity.daemon_id or "", now, tasks_loaded=len(self.tasks),
             last_reload_at=self._last_reload, status=line,
         )
-        self.store.runs.renew_leases(self.runner.inflight(), now + LEASE)
+        self.store.runs.renew_leases(self.runner.inflight(), self.runner.lease, now)
         if not self._sole_owner():
             stale = self.store.runs.interrupt_expired(
                 now, "interrupted: the daemon running it stopped renewing its lease"

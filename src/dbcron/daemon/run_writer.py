@@ -24,12 +24,13 @@ _TRIES = 5
 class RunWriter:
     def __init__(self, repo: RunRepo) -> None:
         self._repo = repo
-        self._queue: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[int, int, dict[str, Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="dbcron-run-writer", daemon=True)
         self._thread.start()
 
-    def put(self, run_id: int, values: dict[str, Any]) -> None:
-        self._queue.put((run_id, values))
+    def put(self, run_id: int, fence: int, values: dict[str, Any]) -> None:
+        """Queue an update of a run; it lands only while the row carries `fence`."""
+        self._queue.put((run_id, fence, values))
 
     def flush(self) -> None:
         """Return once everything put so far is written (or given up on)."""
@@ -54,7 +55,7 @@ class RunWriter:
             if len(updates) < len(items):
                 return
 
-    def _write(self, updates: list[tuple[int, dict[str, Any]]]) -> None:
+    def _write(self, updates: list[tuple[int, int, dict[str, Any]]]) -> None:
         for attempt in range(1, _TRIES + 1):
             try:
                 self._repo.update_many(updates)

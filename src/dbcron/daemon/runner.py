@@ -29,17 +29,18 @@ from dbcron.daemon.catchup import too_late
 from dbcron.daemon.run_writer import RunWriter
 from dbcron.daemon.worker_pool import Stopped, TimedOut, WorkerPool
 from dbcron.jobs import JobRequest, JobResult
+from dbcron.jobs.fence import FENCED_OFF, refusal
 from dbcron.model import Task
 from dbcron.schedule import jitter_for
 from dbcron.secrets import mask_secrets
 from dbcron.settings import Settings
 from dbcron.store import Claim, Store
+from dbcron.store.runs import FIRST_FENCE
 
 if TYPE_CHECKING:
     from dbcron.daemon.metrics import Metrics
 
 log = logging.getLogger("dbcron.runner")
-LEASE = timedelta(seconds=60)
 MAX_BACKOFF = 600.0
 
 
@@ -62,6 +63,7 @@ class _Attempt:
     slot: datetime
     trigger: str
     number: int = 1
+    fence: int = FIRST_FENCE  # the claim's fencing number: every write of the row checks it
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,13 @@ class Runner:
         self._seq = itertools.count()
         self._futures: set[Future[None]] = set()
         self._accepting = True
-        self._inflight: set[int] = set()  # claimed, not yet finished: their leases are ours
+        # Claimed, not yet finished: run id -> fencing number; their leases are ours.
+        self._inflight: dict[int, int] = {}
         self.writer = RunWriter(store.runs)
+        self.lease = timedelta(seconds=settings.lease_seconds)
 
-    def _claim(self, now: datetime) -> Claim:
-        return Claim(self.identity.host, self.identity.pid, self.identity.daemon_id, now + LEASE)
+    def _claim(self) -> Claim:
+        return Claim(self.identity.host, self.identity.pid, self.identity.daemon_id, self.lease)
 
     # --- entry points -----------------------------------------------------------------
 
@@ -127,13 +131,21 @@ class Runner:
             elif self._admit(task, slot, trigger, now):
                 seen.add(task.name)
                 batch.append((i, task, slot, trigger))
+        # overlap: skip holds across daemons: a run of the task going anywhere blocks.
+        exclusive = {task.name for _, task, _, trigger in batch
+                     if task.policy.overlap == "skip" and trigger == "schedule"}
         claimed = self.store.runs.claim_many(
-            [(task.name, slot, trigger) for _, task, slot, trigger in batch], self._claim(now)
+            [(task.name, slot, trigger) for _, task, slot, trigger in batch], self._claim(), now,
+            exclusive,
         )
         for i, task, slot, trigger in batch:
-            run_id = claimed.get((task.name, slot))
-            if run_id is None:
+            if (task.name, slot) not in claimed:
                 log.debug("%s: slot %s was claimed already", task.name, slot.isoformat())
+                continue
+            run_id = claimed[(task.name, slot)]
+            if run_id is None:
+                self.record(task, slot, trigger, "skipped", now,
+                            "the previous run was still running")
                 continue
             results[i] = run_id
             self._begin(_Attempt(task, run_id, slot, trigger), now)
@@ -169,7 +181,7 @@ class Runner:
         task = attempt.task
         queues = task.policy.overlap == "queue" or attempt.trigger == "catchup"
         with self._lock:
-            self._inflight.add(attempt.run_id)
+            self._inflight[attempt.run_id] = attempt.fence
             busy = self._active[task.name] > 0 or bool(self._waiting[task.name])
             if busy and attempt.trigger != "manual" and queues:
                 self._waiting[task.name].append(attempt)
@@ -182,12 +194,22 @@ class Runner:
         else:
             self._start(attempt)
 
-    def resume(self, task: Task, run_id: int, slot: datetime, trigger: str, attempt: int) -> None:
-        """Retry an interrupted run's slot (after a crash) as its next attempt."""
+    def resume(self, task: Task, run_id: int, fence: int, slot: datetime, trigger: str,
+               attempt: int, now: datetime) -> bool:
+        """Retry an interrupted run's slot (after a crash) as its next attempt.
+
+        The take-over moves the fence on, so the older attempt, should it still run
+        somewhere (a paused daemon's worker), is refused at its side-effect gate.
+        False when another daemon took the run over first.
+        """
+        taken = self.store.runs.take_over(run_id, fence, self._claim(), now)
+        if taken is None:
+            return False
         with self._lock:
-            self._inflight.add(run_id)
+            self._inflight[run_id] = taken
             self._active[task.name] += 1
-        self._start(_Attempt(task, run_id, slot, trigger, attempt))
+        self._start(_Attempt(task, run_id, slot, trigger, attempt, taken))
+        return True
 
     def tick(self, now: datetime) -> None:
         """Start delayed attempts (jitter, retry backoff) that are due."""
@@ -202,10 +224,10 @@ class Runner:
         with self._lock:
             return sum(self._active.values())
 
-    def inflight(self) -> list[int]:
-        """Run ids claimed here and not finished: the leases to renew."""
+    def inflight(self) -> list[tuple[int, int]]:
+        """(run id, fence) claimed here and not finished: the leases to renew."""
         with self._lock:
-            return list(self._inflight)
+            return list(self._inflight.items())
 
     def stop_accepting(self) -> None:
         self._accepting = False
@@ -253,8 +275,8 @@ class Runner:
             return  # queued before a stop: its row stays running and becomes interrupted
         task = attempt.task
         now = self.clock()
-        self.writer.put(attempt.run_id, self.store.runs.start_values(
-            attempt.number, now, now + LEASE, self._claim(now)))
+        self.writer.put(attempt.run_id, attempt.fence, self.store.runs.start_values(
+            attempt.number, now, self._claim()))
         late = now - attempt.slot if attempt.trigger != "manual" else None
         log.info(
             "run %s started: slot %s, attempt %d%s", task.name, attempt.slot.isoformat(),
@@ -264,11 +286,12 @@ class Runner:
         request = JobRequest(
             task=task.to_data(), slot=attempt.slot, settings=self.settings,
             timeout=task.policy.timeout.total_seconds(), attempt=attempt.number,
-            trigger=attempt.trigger, late_by=late, run_id=attempt.run_id,
+            trigger=attempt.trigger, late_by=late, run_id=attempt.run_id, fence=attempt.fence,
         )
         started = time.monotonic()
         try:
-            result = self.pool.run(request, task.policy.timeout.total_seconds())
+            result = self.pool.run(request, task.policy.timeout.total_seconds(),
+                                   lambda what: self._gate(attempt, what))
         except TimedOut:
             result = JobResult("failed", error=f"timed out after {_ago(task.policy.timeout)}",
                                retryable=False)
@@ -276,6 +299,9 @@ class Runner:
             return
         except Stopped:
             return  # a cold stop: shutdown marks the row interrupted
+        if result.error is not None and result.error.startswith(FENCED_OFF):
+            self._fenced(attempt)
+            return
         if result.status == "succeeded":
             self._finish(attempt, "succeeded", result, started, late)
             return
@@ -286,7 +312,8 @@ class Runner:
             why = f"attempt {attempt.number} failed: {mask_secrets(result.error or '')}"
             log.warning("run %s %s; retrying in %ss", task.name, why, int(wait),
                         extra={"task": task.name, "slot": attempt.slot.isoformat()})
-            self.writer.put(attempt.run_id, {"error": f"{why}; retrying in {int(wait)}s"})
+            self.writer.put(attempt.run_id, attempt.fence,
+                            {"error": f"{why}; retrying in {int(wait)}s"})
             attempt.number += 1
             self._delay(attempt, self.clock() + timedelta(seconds=wait))
             return
@@ -297,10 +324,10 @@ class Runner:
         task = attempt.task
         now = self.clock()
         with self._lock:
-            self._inflight.discard(attempt.run_id)
+            self._inflight.pop(attempt.run_id, None)
         duration = time.monotonic() - started
         error = mask_secrets(result.error) if result.error else None
-        self.writer.put(attempt.run_id, self.store.runs.finish_values(
+        self.writer.put(attempt.run_id, attempt.fence, self.store.runs.finish_values(
             status, now, rows=result.rows, size=result.bytes, artifacts=result.artifacts,
             result=result.result, error=error,
         ))
@@ -320,6 +347,27 @@ class Runner:
         if status != "succeeded" and task.notify.on_failure:
             self._notify(task, attempt, status, error or status)
         self._next_of(task.name)
+
+    def _gate(self, attempt: _Attempt, what: str) -> str | None:
+        """A worker is about to send, commit or call: only while the claim is ours."""
+        try:
+            if self.store.runs.pass_gate(attempt.run_id, attempt.fence, self.clock()):
+                return None
+        except Exception as exc:  # cannot confirm the claim: do not risk doing it twice
+            reason = mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return f"could not confirm the run's claim before {what}: {reason}"
+        return refusal(what)
+
+    def _fenced(self, attempt: _Attempt) -> None:
+        """Our claim was taken from us (we were paused or cut off past the lease): the
+        attempt stopped before its side effect, and the row is no longer ours to write."""
+        with self._lock:
+            self._inflight.pop(attempt.run_id, None)
+        log.warning("run %s: slot %s was taken over while this daemon could not renew its "
+                    "lease; attempt %d stopped before its side effect, nothing recorded here",
+                    attempt.task.name, attempt.slot.isoformat(), attempt.number,
+                    extra={"task": attempt.task.name, "slot": attempt.slot.isoformat()})
+        self._next_of(attempt.task.name)
 
     def _notify(self, task: Task, attempt: _Attempt, status: str, error: str) -> None:
         from dbcron.jobs.pipeline import notify_failure
@@ -347,7 +395,7 @@ class Runner:
 
     def record(self, task: Task, slot: datetime, trigger: str, status: str, now: datetime,
                 why: str) -> None:
-        if self.store.runs.record(task.name, slot, trigger, status, now, self._claim(now), why):
+        if self.store.runs.record(task.name, slot, trigger, status, now, self._claim(), why):
             log.warning("run %s %s: slot %s: %s", task.name, status, slot.isoformat(), why,
                         extra={"task": task.name, "slot": slot.isoformat(), "status": status})
             if self.metrics is not None:

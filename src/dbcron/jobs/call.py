@@ -25,8 +25,11 @@ def resolve(path: str) -> Any:
 
 
 def run_call(request: JobRequest) -> JobResult:
+    from dbcron.jobs.fence import gate
+
     task = request.task
     func = resolve(task["call"])
+    gate(request, f"calling {task['call']}")  # the call is the side effect
     value = func(*task.get("args", []), **task.get("kwargs", {}))
     try:
         json.dumps(value)

@@ -66,9 +66,11 @@ def run_pipeline(request: JobRequest) -> JobResult:
 
 
 def _run_sql(request: JobRequest, task: Task, env: dict[str, Any]) -> JobResult:
+    from dbcron.jobs.fence import gate
     from dbcron.jobs.query import run_statements
 
-    counts = run_statements(request.task, env, request.timeout, commit=not request.dry_run)
+    counts = run_statements(request.task, env, request.timeout, commit=not request.dry_run,
+                            before_commit=lambda: gate(request, "committing"))
     statements = [s for s in task.statements or [] if s.strip()]
     summary = "; ".join(_describe_count(s, n) for s, n in zip(statements, counts, strict=True))
     if request.dry_run:
@@ -172,6 +174,9 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
     msg = message(task.email.to, task.email.cc, task.email.bcc, "")
     result.artifacts += [str(out_dir / n) for n in _zips(msg, output.files)]
     if not request.dry_run:
+        from dbcron.jobs.fence import gate
+
+        gate(request, "sending its mail")
         deliver(request.settings, msg, request.timeout)
         result.summary = "; ".join([*notes, _mailed(msg, len(output.files), out_dir)])
         return result

@@ -80,7 +80,7 @@ def _longest(task: Task) -> float:
 
 def _run_local(store: Store, settings: Settings, task: Task,
                clock: Callable[[], datetime]) -> RunRow:
-    from dbcron.daemon.runner import LEASE, Identity, Runner
+    from dbcron.daemon.runner import Identity, Runner
     from dbcron.daemon.worker_pool import WorkerPool
 
     # An identity of its own, with leases it renews: a daemon starting meanwhile must see
@@ -96,7 +96,7 @@ def _run_local(store: Store, settings: Settings, task: Task,
         while runner.active():
             runner.tick(clock())
             if time.monotonic() - renewed > LEASE_RENEWAL:
-                store.runs.renew_leases(runner.inflight(), clock() + LEASE)
+                store.runs.renew_leases(runner.inflight(), runner.lease, clock())
                 renewed = time.monotonic()
             time.sleep(0.1)
     finally:

@@ -32,9 +32,21 @@ def _v2(conn: Connection) -> None:
         conn.execute(update(tasks).where(tasks.c.name == name).values(schedule=schedule))
 
 
+def _v3(conn: Connection) -> None:
+    # Fencing: an owner cut off by a pause or a partition must not write or send.
+    conn.execute(text("ALTER TABLE runs ADD COLUMN fence BIGINT NOT NULL DEFAULT 0"))
+    conn.execute(text(f"ALTER TABLE runs ADD COLUMN effect_at {_timestamp(conn)}"))
+
+
+def _timestamp(conn: Connection) -> str:
+    """The column type UtcDateTime gets from create_all on this backend."""
+    return "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
+
+
 # (version, what it changes, step); version 1 was the first schema.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "tasks.schedule: the schedule alone, for list and status", _v2),
+    (3, "runs.fence, runs.effect_at: fencing of claims and side effects", _v3),
 ]
 LATEST = STEPS[-1][0]
 

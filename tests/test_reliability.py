@@ -1,0 +1,200 @@
+"""No slot lost, none run twice: real daemons killed, paused, skewed and crowded (issue 9).
+
+Each test drives real scheduler-daemon processes and their worker processes with
+real signals, on SQLite or the real PostgreSQL, and counts side effects (lines a
+function appended, mails a real SMTP server received), not log lines.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Cli, write_task
+from daemon_proc import CLOCK_DAEMON, DaemonProcess, alive, wait_for
+from dbcron.store import RunRow, Store, open_store
+from dbcron.store.runs import AFTER_EFFECT
+from smtp_server import SmtpTestServer
+
+pytestmark = pytest.mark.slow
+ONCE = {"every": "1h", "start": "2026-01-01T00:00:00+00:00"}  # runs only when asked
+
+
+@pytest.fixture
+def procs() -> Any:
+    started: list[DaemonProcess] = []
+
+    def make(state_dir: Path, command: list[str] | None = None, **env: str) -> DaemonProcess:
+        proc = DaemonProcess(state_dir, command, **env)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.signal(signal.SIGCONT)
+            proc.stop()
+
+
+def manual_runs(store: Store, task: str) -> list[RunRow]:
+    return [r for r in store.runs.history(task, limit=100) if r.trigger == "manual"]
+
+
+def report(directory: Path, name: str, seconds: int, **policy: Any) -> Path:
+    """A report whose query takes `seconds` on PostgreSQL, then mails boss@."""
+    path = write_task(
+        directory, name, kind="report", call=None, schedule=ONCE,
+        policy={"timeout": "60s", **policy}, source="${SRC}",
+        query=f"SELECT 1 AS x FROM pg_sleep({seconds})",
+        export={"formats": ["csv"]}, email={"to": ["boss@example.com"]},
+    )
+    path.write_text(path.read_text().replace("call: null\n", ""))
+    return path
+
+
+def mails_to_boss(server: SmtpTestServer) -> int:
+    return len([m for m in server.messages if "boss@example.com" in m.rcpt_tos])
+
+
+# --- item 1: workers die with their daemon ------------------------------------------------
+
+
+def test_workers_die_with_a_killed_daemon_and_a_begun_call_is_not_run_again(
+    run_cli: Cli, procs: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    write_task(tmp_path / "t", "slow", call="jobs:span", args=[str(out), 4], schedule=ONCE,
+               policy={"retries": 1})
+    run_cli("apply", str(tmp_path / "t"))
+    store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+    store.daemons.request_run("slow", datetime.now(UTC))
+    first = procs(state_dir).start()
+    started = Path(f"{out}.started")
+    worker = int(wait_for(lambda: started.exists() and started.read_text().strip(), 15,
+                          "the call to start in a worker"))
+    begun = time.monotonic()
+    first.signal(signal.SIGKILL)  # the daemon alone, as a crash would: not its group
+    first.wait()
+    wait_for(lambda: not alive(worker), 2, "the worker to die with its daemon")
+    second = procs(state_dir).start()
+    (run,) = wait_for(lambda: [r for r in manual_runs(store, "slow") if r.status != "running"],
+                      10, "the run to be settled")
+    time.sleep(max(0.0, 5 - (time.monotonic() - begun)))  # past the old attempt's end
+    assert not out.exists(), "the killed daemon's worker finished its call"
+    assert started.read_text().split() == [str(worker)], "the call was started again"
+    assert (run.status, run.attempt) == ("interrupted", 1)
+    assert run.error == "interrupted: the daemon running it stopped or died" + AFTER_EFFECT
+    assert "is not retried: its side effect had begun" in second.log()
+    assert second.stop() == 0
+    store.close()
+
+
+def test_a_killed_daemons_report_is_retried_once_and_mailed_once(
+    run_cli: Cli, procs: Any, tmp_path: Path, state_dir: Path, pg_url: str,
+    smtp_server: SmtpTestServer,
+) -> None:
+    """Killed mid-query (before its side effect): the restarted daemon retries the slot,
+    and the old worker, dead with its daemon, does not mail as well."""
+    env = {"SRC": pg_url, "DBCRON_SMTP_HOST": "127.0.0.1",
+           "DBCRON_SMTP_PORT": str(smtp_server.port)}
+    assert run_cli("apply", str(report(tmp_path / "t", "rep", 3, retries=1)),
+                   **env).exit_code == 0
+    store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+    store.daemons.request_run("rep", datetime.now(UTC))
+    first = procs(state_dir, **env).start()
+    wait_for(lambda: "run rep started" in first.log(), 15, "the report to start")
+    first.signal(signal.SIGKILL)
+    first.wait()
+    second = procs(state_dir, **env).start()
+    (run,) = wait_for(lambda: [r for r in manual_runs(store, "rep") if r.status == "succeeded"],
+                      30, "the retried report")
+    time.sleep(2)  # time for a surviving old worker to mail too
+    assert run.attempt == 2
+    assert mails_to_boss(smtp_server) == 1
+    assert second.stop() == 0
+    store.close()
+
+
+# --- items 3 and 4: fencing, and leases on the store's clock --------------------------------
+
+
+def test_a_paused_daemon_is_fenced_off_and_sends_nothing(
+    run_cli: Cli, procs: Any, tmp_path: Path, pg_url: str, smtp_server: SmtpTestServer
+) -> None:
+    env = {"DBCRON_STORE": pg_url, "DBCRON_LEASE_SECONDS": "3", "SRC": pg_url,
+           "DBCRON_SMTP_HOST": "127.0.0.1", "DBCRON_SMTP_PORT": str(smtp_server.port)}
+    assert run_cli("apply", str(report(tmp_path / "t", "rep", 8, retries=1)),
+                   **env).exit_code == 0
+    store = open_store(pg_url)
+    a = procs(tmp_path / "host-a", **env).start()
+    store.daemons.request_run("rep", datetime.now(UTC))
+    wait_for(lambda: "run rep started" in a.log(), 15, "daemon A to start the report")
+    b = procs(tmp_path / "host-b", **env).start()
+    a.signal(signal.SIGSTOP)  # A's worker runs on; A cannot renew its lease
+    wait_for(lambda: "retrying interrupted slot" in b.log(), 15, "B to take the run over")
+    time.sleep(6)  # A's worker ends its query meanwhile and reaches its gate
+    a.signal(signal.SIGCONT)
+    (run,) = wait_for(lambda: [r for r in manual_runs(store, "rep") if r.status == "succeeded"],
+                      30, "B's attempt to succeed")
+    wait_for(lambda: "was taken over while this daemon could not renew" in a.log(), 10,
+             "A to learn it was fenced off")
+    time.sleep(1)
+    assert mails_to_boss(smtp_server) == 1
+    assert (run.attempt, run.pid) == (2, b.proc.pid)  # type: ignore[union-attr]
+    assert manual_runs(store, "rep")[0].status == "succeeded"  # A did not overwrite it
+    assert a.stop() == 0 and b.stop() == 0
+    store.close()
+
+
+def test_a_fast_clock_does_not_take_a_live_run_for_dead(
+    run_cli: Cli, procs: Any, tmp_path: Path, pg_url: str
+) -> None:
+    out = tmp_path / "out.txt"
+    env = {"DBCRON_STORE": pg_url}
+    write_task(tmp_path / "t", "slow", call="jobs:span", args=[str(out), 6], schedule=ONCE,
+               policy={"retries": 1})
+    assert run_cli("apply", str(tmp_path / "t"), **env).exit_code == 0
+    store = open_store(pg_url)
+    a = procs(tmp_path / "host-a", **env).start()
+    store.daemons.request_run("slow", datetime.now(UTC))
+    wait_for(lambda: "run slow started" in a.log(), 15, "daemon A to start the run")
+    fast = procs(tmp_path / "host-b", CLOCK_DAEMON, TEST_CLOCK_SHIFT="90", **env).start()
+    (run,) = wait_for(lambda: [r for r in manual_runs(store, "slow") if r.status != "running"],
+                      20, "the run to end")
+    assert (run.status, run.attempt) == ("succeeded", 1), run
+    assert len(out.read_text().splitlines()) == 1
+    assert "interrupted" not in fast.log()
+    assert a.stop() == 0 and fast.stop() == 0
+    store.close()
+
+
+# --- item 2: overlap decided against the store --------------------------------------------
+
+
+def test_overlap_skip_holds_across_three_daemons(
+    run_cli: Cli, procs: Any, tmp_path: Path, pg_url: str
+) -> None:
+    out = tmp_path / "out.txt"
+    env = {"DBCRON_STORE": pg_url}
+    write_task(tmp_path / "t", "long", call="jobs:span", args=[str(out), 2.5],
+               schedule={"every": "1s"}, policy={"overlap": "skip"})
+    assert run_cli("apply", str(tmp_path / "t"), **env).exit_code == 0
+    daemons = [procs(tmp_path / f"host-{n}", **env).start() for n in "abc"]
+    wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 4, 30,
+             "four runs between the three daemons")
+    for d in daemons:
+        assert d.stop() == 0
+    spans = sorted(tuple(map(float, line.split()[:2])) for line in out.read_text().splitlines())
+    overlapping = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+    assert overlapping == [], f"{len(overlapping)} of {len(spans)} runs overlapped"
+    store = open_store(pg_url)
+    runs = store.runs.history("long", limit=1000)
+    store.close()
+    skipped = [r for r in runs if r.status == "skipped"]
+    assert skipped and all(r.error == "the previous run was still running" for r in skipped)

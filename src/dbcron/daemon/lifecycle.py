@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dbcron.daemon")
 HEARTBEAT_SECONDS = 5.0
+# Reloads start at least this far apart: a storm of SIGHUPs (a script applying 200
+# files one by one) gives one reload at once and one after the storm, not 200.
+RELOAD_SPACING = 1.0
 HOUSEKEEPING_EVERY = timedelta(days=1)
 
 
@@ -259,7 +262,7 @@ class Daemon:
             self.tasks[row.name] = loaded
             if catch_up:
                 self._catch_up(loaded, horizons.get(row.name) or row.created_at, now)
-            first = next_fire(loaded.spec, now)
+            first = next_fire(loaded.spec, self._fired_until(row.name, now))
             if first is None:
                 self._unschedule(row.name)
                 continue
@@ -267,6 +270,19 @@ class Daemon:
                 self._on_fire, SlotTrigger(loaded.spec), args=[row.name], id=row.name,
                 name=row.name, next_run_time=first, replace_existing=True,
             )
+
+    def _fired_until(self, name: str, now: datetime) -> datetime:
+        """Where a (re)loaded job's schedule resumes: after `now`, unless its current job
+        has a slot pending that APScheduler has not fired yet.
+
+        A reload landing a few ms after a slot is due, before the scheduler's thread
+        got to it, would otherwise replace the job past that slot and lose it.
+        """
+        job = self.scheduler.get_job(name)
+        pending: datetime | None = job.next_run_time if job is not None else None
+        if pending is not None and pending <= now:
+            return pending - timedelta(microseconds=1)
+        return now
 
     def _unload(self, name: str) -> None:
         self.tasks.pop(name, None)
@@ -363,15 +379,19 @@ class Daemon:
 
     def loop(self) -> None:
         tick = min(1.0, self.watchdog) if self.watchdog else 1.0
-        next_beat = next_poll = next_dog = time.monotonic()
+        next_beat = next_poll = next_dog = next_reload = time.monotonic()
         next_housekeeping = self.clock() + timedelta(minutes=1)
         while not self.stopping:
-            self._sleep(tick)
+            wait = tick
+            if self.reload_requested:  # a reload held back by RELOAD_SPACING
+                wait = max(0.0, min(tick, next_reload - time.monotonic()))
+            self._sleep(wait)
             now = self.clock()
             mono = time.monotonic()
             try:
-                if self.reload_requested:
+                if self.reload_requested and mono >= next_reload:
                     self.reload_requested = False
+                    next_reload = mono + RELOAD_SPACING
                     try:
                         self.reload(now)
                     except Exception:
@@ -380,6 +400,7 @@ class Daemon:
                 if mono >= next_poll:
                     next_poll = mono + self.settings.poll_seconds
                     if self.store.tasks.revision() != self.revision:
+                        next_reload = mono + RELOAD_SPACING
                         self.reload(now)
                 self._take_requests(now)
                 self.runner.tick(now)

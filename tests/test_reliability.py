@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import Cli, write_task
-from daemon_proc import CLOCK_DAEMON, DaemonProcess, alive, wait_for
+from daemon_proc import CLOCK_DAEMON, DaemonProcess, NotifySocket, alive, wait_for
 from dbcron.store import RunRow, Store, open_store
 from dbcron.store.runs import AFTER_EFFECT
 from smtp_server import SmtpTestServer
@@ -198,3 +198,37 @@ def test_overlap_skip_holds_across_three_daemons(
     store.close()
     skipped = [r for r in runs if r.status == "skipped"]
     assert skipped and all(r.error == "the previous run was still running" for r in skipped)
+
+
+# --- item 9: a damaged SQLite store -----------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["empty", "page 4 overwritten"])
+def test_a_damaged_sqlite_store_is_refused_before_any_write(
+    run_cli: Cli, procs: Any, tmp_path: Path, state_dir: Path, damage: str
+) -> None:
+    write_task(tmp_path / "t", "x", schedule={"every": "1s"})
+    assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
+    db = state_dir / "dbcron.db"
+    if damage == "empty":
+        db.write_bytes(b"")
+        expected = f"Error: the store {db} is empty (0 bytes), not a dbcron store: "
+    else:
+        with open(db, "r+b") as handle:
+            handle.seek(4096 * 3)
+            handle.write(b"\xff" * 4096)
+        expected = (f"Error: the store {db} is damaged (SQLite quick_check: *** in database "
+                    "main *** Page 4: btreeInitPage() returns error code 11): ")
+    before = db.read_bytes()
+    sock = NotifySocket(tmp_path / "notify.sock")
+    proc = procs(state_dir, NOTIFY_SOCKET=str(sock.path)).start(wait_ready=False)
+    assert proc.wait(timeout=20) == 1
+    messages = sock.drain()
+    sock.close()
+    lines = proc.log().splitlines()
+    assert len(lines) == 1, proc.log()
+    assert lines[0] == expected + (
+        "stop every dbcron process using it and restore the file from your backup "
+        "(or move it away to start a new, empty store)")
+    assert db.read_bytes() == before, "the daemon wrote to the damaged store"
+    assert messages == [f"STATUS=cannot start: {lines[0].removeprefix('Error: ')}\nERRNO=117"]

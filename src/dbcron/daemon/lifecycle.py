@@ -10,6 +10,7 @@ systemd watchdog.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -31,7 +32,7 @@ from dbcron.daemon.catchup import plan_catchup, too_late
 from dbcron.daemon.runner import Identity, Runner
 from dbcron.daemon.sdnotify import Notifier, watchdog_interval
 from dbcron.daemon.worker_pool import WorkerPool
-from dbcron.errors import DbcronError
+from dbcron.errors import DbcronError, StoreError
 from dbcron.model import Task
 from dbcron.schedule import ScheduleSpec, fires_between, next_fire
 from dbcron.settings import Settings
@@ -163,7 +164,13 @@ class Daemon:
             except (ValueError, OSError) as exc:
                 raise DaemonError(f"DBCRON_METRICS_ADDRESS={settings.metrics_address}: {exc}"
                                   ) from None
-        self.store = open_store(settings.store)
+        try:
+            self.store = open_store(settings.store, check=True)
+        except StoreError as exc:
+            # systemd shows why in `systemctl status`, and Restart= keeps hitting the
+            # same wall: say it there as well as on stderr.
+            self.notifier.send(STATUS=f"cannot start: {exc}", ERRNO=errno.EUCLEAN)
+            raise
         now = self.clock()
         self.store.daemons.register(DaemonRow(
             id=self.identity.daemon_id or "", host=self.identity.host, pid=self.identity.pid,

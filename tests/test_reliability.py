@@ -232,3 +232,36 @@ def test_a_damaged_sqlite_store_is_refused_before_any_write(
         "(or move it away to start a new, empty store)")
     assert db.read_bytes() == before, "the daemon wrote to the damaged store"
     assert messages == [f"STATUS=cannot start: {lines[0].removeprefix('Error: ')}\nERRNO=117"]
+
+
+# --- item 10: grace is checked when a run gets its worker ---------------------------------
+
+
+def test_a_run_waiting_for_a_worker_past_its_grace_is_missed_not_started_late(
+    run_cli: Cli, procs: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    write_task(tmp_path / "t", "hog", call="jobs:span", args=[str(tmp_path / "hog.txt"), 4],
+               schedule=ONCE)
+    write_task(tmp_path / "t", "tick", call="jobs:append", kwargs={"path": str(tmp_path / "x")},
+               schedule={"every": "1s"}, policy={"grace": "1s", "overlap": "skip"})
+    run_cli("apply", str(tmp_path / "t"))
+    store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+    proc = procs(state_dir, DBCRON_MAX_WORKERS="1").start()
+    wait_for(lambda: "run tick succeeded" in proc.log(), 15, "tick to run")
+    store.daemons.request_run("hog", datetime.now(UTC))  # takes the only worker for 4 s
+    wait_for(lambda: (tmp_path / "hog.txt").exists(), 20, "the hog to end")
+    wait_for(lambda: "run tick succeeded" in proc.log().split("run hog succeeded")[-1], 10,
+             "tick to run again")
+    assert proc.stop() == 0
+    runs = [r for r in store.runs.history("tick", limit=1000) if r.trigger == "schedule"]
+    store.close()
+    missed = [r for r in runs if r.status == "missed"]
+    assert missed and all(r.error is not None and "for a free worker, past its grace of 1s"
+                          in r.error for r in missed), [(r.status, r.error) for r in runs]
+    late = [r for r in runs if r.started_at and (r.started_at - r.scheduled_for).total_seconds()
+            > 1.5]
+    assert late == [], "a run started past its grace"
+    skipped = {r.error for r in runs if r.status == "skipped"}
+    assert skipped <= {"the previous run was still waiting for a free worker",
+                       "the previous run was still running"}
+    assert "the previous run was still waiting for a free worker" in skipped

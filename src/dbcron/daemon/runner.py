@@ -99,6 +99,7 @@ class Runner:
         self._seq = itertools.count()
         self._futures: set[Future[None]] = set()
         self._accepting = True
+        self._unstarted: dict[str, int] = defaultdict(int)  # per task: handed over, no worker yet
         # Claimed, not yet finished: run id -> fencing number; their leases are ours.
         self._inflight: dict[int, int] = {}
         self.writer = RunWriter(store.runs)
@@ -166,14 +167,21 @@ class Runner:
         if limit is not None and self.store.runs.toward_max_runs(task.name) >= limit:
             log.info("%s: max_runs %d reached; slot %s not run", task.name, limit, slot)
             return False
-        if policy.overlap == "skip" and trigger != "catchup" and self._busy(task.name):
-            self.record(task, slot, trigger, "skipped", now, "the previous run was still running")
+        busy = self._busy(task.name) if policy.overlap == "skip" and trigger != "catchup" else ""
+        if busy:
+            self.record(task, slot, trigger, "skipped", now, f"the previous run was still {busy}")
             return False
         return True
 
-    def _busy(self, name: str) -> bool:
+    def _busy(self, name: str) -> str:
+        """What the task's previous run is doing here, or "" when it has none."""
         with self._lock:
-            return self._active[name] > 0 or bool(self._waiting[name])
+            if not (self._active[name] > 0 or self._waiting[name]):
+                return ""
+            # Only waiting for a worker (they are all busy with other tasks): history must
+            # not say "running" about a run that never started.
+            return ("waiting for a free worker" if self._unstarted[name] >= self._active[name]
+                    else "running")
 
     def _begin(self, attempt: _Attempt, now: datetime) -> None:
         """A claimed slot: wait behind the running one (overlap: queue, and catch-up
@@ -259,6 +267,8 @@ class Runner:
     def _start(self, attempt: _Attempt) -> None:
         if not self._accepting:
             return  # the row stays running; shutdown marks it interrupted
+        with self._lock:
+            self._unstarted[attempt.task.name] += 1
         future = self._threads.submit(self._run_attempt, attempt)
         with self._lock:
             self._futures.add(future)
@@ -271,10 +281,16 @@ class Runner:
             log.error("runner bug: %s", future.exception(), exc_info=future.exception())
 
     def _run_attempt(self, attempt: _Attempt) -> None:
+        with self._lock:
+            self._unstarted[attempt.task.name] -= 1
         if not self._accepting:
             return  # queued before a stop: its row stays running and becomes interrupted
         task = attempt.task
         now = self.clock()
+        if (attempt.trigger != "manual" and attempt.number == 1
+                and too_late(attempt.slot, now, task.policy.grace)):
+            self._missed_waiting(attempt, now)
+            return
         self.writer.put(attempt.run_id, attempt.fence, self.store.runs.start_values(
             attempt.number, now, self._claim()))
         late = now - attempt.slot if attempt.trigger != "manual" else None
@@ -357,6 +373,23 @@ class Runner:
             reason = mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return f"could not confirm the run's claim before {what}: {reason}"
         return refusal(what)
+
+    def _missed_waiting(self, attempt: _Attempt, now: datetime) -> None:
+        """Grace is checked when a run gets its worker, not only when it is claimed: one
+        that waited behind busy workers until past its grace does not start at all."""
+        task = attempt.task
+        why = (f"waited {_ago(now - attempt.slot)} for a free worker, past its grace of "
+               f"{_ago(task.policy.grace)}")
+        with self._lock:
+            self._inflight.pop(attempt.run_id, None)
+        self.writer.put(attempt.run_id, attempt.fence, self.store.runs.finish_values(
+            "missed", now, error=why))
+        log.warning("run %s missed: slot %s: %s", task.name, attempt.slot.isoformat(), why,
+                    extra={"task": task.name, "slot": attempt.slot.isoformat(),
+                           "status": "missed"})
+        if self.metrics is not None:
+            self.metrics.observe_run(task.name, "missed", 0.0, None, None, now)
+        self._next_of(task.name)
 
     def _fenced(self, attempt: _Attempt) -> None:
         """Our claim was taken from us (we were paused or cut off past the lease): the

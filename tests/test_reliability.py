@@ -18,6 +18,7 @@ import pytest
 
 from conftest import Cli, write_task
 from daemon_proc import CLOCK_DAEMON, DaemonProcess, NotifySocket, alive, wait_for
+from dbcron.daemon.lifecycle import LATE_AFTER
 from dbcron.store import RunRow, Store, open_store
 from dbcron.store.runs import AFTER_EFFECT
 from smtp_server import SmtpTestServer
@@ -265,3 +266,43 @@ def test_a_run_waiting_for_a_worker_past_its_grace_is_missed_not_started_late(
     assert skipped <= {"the previous run was still waiting for a free worker",
                        "the previous run was still running"}
     assert "the previous run was still waiting for a free worker" in skipped
+
+
+# --- item 7: a suspend (or a forward clock step) goes through the catch-up policy ----------
+
+
+def test_a_suspended_daemon_applies_the_catchup_policy_to_the_burst(
+    run_cli: Cli, procs: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    for name, policy in (("none", "none"), ("latest", "latest")):
+        write_task(tmp_path / "t", name, call="jobs:append",
+                   kwargs={"path": str(tmp_path / f"{name}.txt")}, schedule={"every": "1s"},
+                   policy={"catchup": policy, "grace": "1h"})
+    run_cli("apply", str(tmp_path / "t"))
+    proc = procs(state_dir).start()
+    wait_for(lambda: "run latest succeeded" in proc.log(), 15, "the tasks to run")
+    proc.signal(signal.SIGSTOP)  # as a laptop lid or a VM pause: APScheduler wakes to a burst
+    paused = datetime.now(UTC)
+    time.sleep(6)
+    proc.signal(signal.SIGCONT)
+    resumed = datetime.now(UTC)
+    time.sleep(2.5)
+    assert proc.stop() == 0
+    store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+
+    def during(task: str) -> tuple[list[RunRow], list[RunRow]]:
+        """Rows of slots due while it was stopped: the burst, and the one still on time."""
+        rows = [r for r in store.runs.history(task, limit=1000)
+                if paused < r.scheduled_for < resumed]
+        return ([r for r in rows if r.trigger == "catchup"],
+                [r for r in rows if r.trigger == "schedule"])
+
+    (none, none_now), (latest, latest_now) = during("none"), during("latest")
+    store.close()
+    assert len(none) >= 4 and {r.status for r in none} == {"missed"}, none
+    assert all(r.error == "missed while the daemon was suspended or its clock jumped "
+               "(catchup: none)" for r in none)
+    assert [r.status for r in latest] == ["succeeded"] + ["missed"] * (len(latest) - 1)
+    assert latest[0].scheduled_for == max(r.scheduled_for for r in latest)
+    for on_time in none_now + latest_now:  # at most the newest slot, within LATE_AFTER
+        assert on_time.scheduled_for > resumed - 2 * LATE_AFTER, on_time

@@ -7,8 +7,15 @@ function appended, mails a real SMTP server received), not log lines.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import itertools
+import os
+import shutil
 import signal
+import socket
+import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Cli, write_task
+from conftest import IN_CI, Cli, write_task
 from daemon_proc import CLOCK_DAEMON, DaemonProcess, NotifySocket, alive, wait_for
 from dbcron.daemon.lifecycle import LATE_AFTER
 from dbcron.store import RunRow, Store, open_store
@@ -41,6 +48,55 @@ def procs() -> Any:
         if proc.proc is not None and proc.proc.poll() is None:
             proc.signal(signal.SIGCONT)
             proc.stop()
+
+
+class PrivatePostgres:
+    """A PostgreSQL of the test's own on a spare port, which it may stop and start (the
+    shared one on 5432 is never restarted). initdb and pg_ctl run as `postgres` when
+    the tests run as root."""
+
+    def __init__(self, data: Path) -> None:
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not bins:
+            message = "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin"
+            if IN_CI:
+                pytest.fail(f"{message}, and CI=true requires them")
+            pytest.skip(message)
+        self.bin = Path(bins[-1]).parent
+        self.data = data
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        data.mkdir(mode=0o700)
+        if self.as_user:
+            shutil.chown(data, "postgres", "postgres")
+        self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.as_user, str(self.bin / tool), *args], check=True,
+                       capture_output=True, timeout=120, cwd="/")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+                  str(self.data / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def private_pg() -> Any:
+    data = Path(tempfile.mkdtemp(prefix="dbcron-pg-")) / "data"
+    os.chmod(data.parent, 0o755)
+    server = PrivatePostgres(data)
+    server.start()
+    yield server
+    with contextlib.suppress(subprocess.CalledProcessError):
+        server.stop()
+    shutil.rmtree(data.parent, ignore_errors=True)
 
 
 def manual_runs(store: Store, task: str) -> list[RunRow]:
@@ -306,3 +362,43 @@ def test_a_suspended_daemon_applies_the_catchup_policy_to_the_burst(
     assert latest[0].scheduled_for == max(r.scheduled_for for r in latest)
     for on_time in none_now + latest_now:  # at most the newest slot, within LATE_AFTER
         assert on_time.scheduled_for > resumed - 2 * LATE_AFTER, on_time
+
+
+# --- item 5: slots due during a store outage run once it is back --------------------------
+
+
+def test_slots_due_while_the_store_is_down_run_when_it_is_back(
+    run_cli: Cli, procs: Any, tmp_path: Path, private_pg: PrivatePostgres
+) -> None:
+    out = tmp_path / "out.txt"
+    env = {"DBCRON_STORE": private_pg.url}
+    write_task(tmp_path / "t", "tick", call="jobs:append", kwargs={"path": str(out)},
+               schedule={"every": "1s"}, policy={"grace": "1h", "overlap": "queue"})
+    assert run_cli("apply", str(tmp_path / "t"), **env).exit_code == 0
+    sock = NotifySocket(tmp_path / "notify.sock")
+    proc = procs(tmp_path / "host", NOTIFY_SOCKET=str(sock.path), **env).start()
+    wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 2, 15, "two runs")
+    private_pg.stop()
+    down = datetime.now(UTC)
+    time.sleep(8)
+    private_pg.start()
+    up = datetime.now(UTC)
+    store = open_store(private_pg.url)
+    wait_for(lambda: len([r for r in store.runs.history("tick", limit=1000)
+                          if r.scheduled_for > up and r.status == "succeeded"]) >= 2, 30,
+             "runs after the store came back")
+    assert proc.stop() == 0
+    messages = sock.drain()
+    sock.close()
+    runs = sorted(store.runs.history("tick", limit=1000), key=lambda r: r.scheduled_for)
+    store.close()
+    slots = [r.scheduled_for for r in runs if r.trigger == "schedule"]
+    gaps = [(a, b) for a, b in itertools.pairwise(slots) if (b - a).total_seconds() != 1]
+    assert gaps == [], "slots without a row"
+    outage = [r for r in runs if down < r.scheduled_for < up]
+    assert len(outage) >= 7
+    assert {r.status for r in outage} == {"succeeded"}, [(r.status, r.error) for r in outage]
+    succeeded = [r for r in runs if r.status == "succeeded"]
+    assert len(out.read_text().splitlines()) == len(succeeded), "a slot ran twice"
+    assert any(m.startswith("STATUS=store unreachable since ") for m in messages), messages
+    assert "the store is back: " in proc.log()

@@ -48,6 +48,7 @@ HEARTBEAT_SECONDS = 5.0
 # Reloads start at least this far apart: a storm of SIGHUPs (a script applying 200
 # files one by one) gives one reload at once and one after the storm, not 200.
 RELOAD_SPACING = 1.0
+HOLD_RETRY = 1.0  # seconds between offers of slots held while the store is unreachable
 # A task's newest slot handed over within this of its time runs as scheduled; the
 # others of the same hand-over are a burst of late slots (see _dispatch).
 LATE_AFTER = timedelta(seconds=2)
@@ -118,6 +119,8 @@ class Daemon:
         self._locks: list[int] = []
         self._last_reload: datetime | None = None
         self._last_status = ""
+        self._store_trouble: datetime | None = None  # since when the store fails us
+        self._held = 0  # due slots the dispatcher holds until the store is back
         self.store: Store
         self.runner: Runner
         self.pool: WorkerPool
@@ -357,10 +360,20 @@ class Daemon:
         self._due.put((name, slots))
 
     def _dispatch(self) -> None:
-        """Claim what is due in batches: everything queued since the last pass at once."""
+        """Claim what is due in batches: everything queued since the last pass at once.
+
+        While the store is unreachable the due slots are held here and offered again
+        every second, with those that come due meanwhile; once it is back they go
+        through the usual rules (grace, overlap), so an outage shorter than a task's
+        grace loses none of its slots.
+        """
+        held: list[tuple[str, list[datetime] | None] | None] = []
         while True:
-            items = [self._due.get()]
-            while len(items) < 5000:
+            try:
+                items = [*held, self._due.get(timeout=HOLD_RETRY if held else None)]
+            except queue.Empty:
+                items = list(held)
+            while len(items) < 5000 + len(held):
                 try:
                     items.append(self._due.get_nowait())
                 except queue.Empty:
@@ -387,9 +400,17 @@ class Daemon:
                     if len(late) < len(slots):
                         due.append((loaded.task, slots[-1], "schedule"))
                 self.runner.submit_many(due, now)
-            except Exception:  # the store down must not kill the dispatcher
-                log.exception("could not start %d due slot(s); they are retried by catch-up "
-                              "at the next start", len(due))
+            except Exception as exc:  # the store down must not kill the dispatcher
+                count = sum(len(i[1] or ()) for i in items if i is not None)
+                if not held:
+                    log.error("the store is unreachable; %d due slot(s) held until it is back: "
+                              "%s", count, _first_line(exc))
+                self._store_trouble = self._store_trouble or self.clock()
+                held, self._held = items, count
+                continue
+            if held:
+                log.info("the store is back: %d held slot(s) handed over", self._held)
+            held, self._held = [], 0
 
     def _take_requests(self, now: datetime) -> None:
         for request in self.store.daemons.take_requests(self.identity.daemon_id or ""):
@@ -437,8 +458,15 @@ class Daemon:
                 if now >= next_housekeeping:
                     next_housekeeping = now + HOUSEKEEPING_EVERY
                     self._housekeeping(now)
-            except Exception:  # the store briefly down: log, keep the loop (and watchdog) alive
-                log.exception("daemon loop error; retrying next tick")
+                if self._store_trouble is not None and not self._held:
+                    self._store_trouble = None
+                    self._status()
+            except Exception as exc:  # the store down: log, keep the loop (and watchdog) alive
+                if self._store_trouble is None:
+                    self._store_trouble = now
+                    log.error("daemon loop error (retrying every tick, logged once): %s",
+                              _first_line(exc), exc_info=True)
+                self._status()
             if self.watchdog and mono >= next_dog:
                 next_dog = mono + self.watchdog
                 self.notifier.watchdog()
@@ -477,6 +505,10 @@ class Daemon:
         threading.Thread(target=work, name="dbcron-housekeeping", daemon=True).start()
 
     def _status_line(self) -> str:
+        if self._store_trouble is not None:
+            held = f"; {self._held} due slot(s) held" if self._held else ""
+            return (f"store unreachable since {self._store_trouble:%H:%M:%S %Z}{held}; "
+                    "retrying every second")
         jobs = self.scheduler.get_jobs() if self.scheduler.running else []
         if not jobs:
             return f"{len(self.tasks)} tasks; nothing scheduled"
@@ -523,6 +555,14 @@ class Daemon:
         self.start()
         self.loop()
         self.stop()
+
+
+def _first_line(exc: Exception) -> str:
+    """A store error in one line (SQLAlchemy's carry the SQL and a link below)."""
+    from dbcron.secrets import mask_secrets
+
+    text = str(exc).strip()
+    return mask_secrets(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def _masked(url: str) -> str:

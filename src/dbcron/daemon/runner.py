@@ -64,6 +64,7 @@ class _Attempt:
     trigger: str
     number: int = 1
     fence: int = FIRST_FENCE  # the claim's fencing number: every write of the row checks it
+    due: datetime | None = None  # when it was meant to start, if later than its slot (jitter)
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class Runner:
         jittered = attempt.trigger == "schedule" and task.schedule.jitter
         delay = jitter_for(task.name, attempt.slot, task.schedule.jitter) if jittered else None
         if delay:
+            attempt.due = attempt.slot + delay
             self._delay(attempt, now + delay)
         else:
             self._start(attempt)
@@ -288,7 +290,7 @@ class Runner:
         task = attempt.task
         now = self.clock()
         if (attempt.trigger != "manual" and attempt.number == 1
-                and too_late(attempt.slot, now, task.policy.grace)):
+                and too_late(attempt.due or attempt.slot, now, task.policy.grace)):
             self._missed_waiting(attempt, now)
             return
         self.writer.put(attempt.run_id, attempt.fence, self.store.runs.start_values(
@@ -378,7 +380,8 @@ class Runner:
         """Grace is checked when a run gets its worker, not only when it is claimed: one
         that waited behind busy workers until past its grace does not start at all."""
         task = attempt.task
-        why = (f"waited {_ago(now - attempt.slot)} for a free worker, past its grace of "
+        waited = now - (attempt.due or attempt.slot)
+        why = (f"waited {_ago(waited)} for a free worker, past its grace of "
                f"{_ago(task.policy.grace)}")
         with self._lock:
             self._inflight.pop(attempt.run_id, None)

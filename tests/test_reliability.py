@@ -402,3 +402,21 @@ def test_slots_due_while_the_store_is_down_run_when_it_is_back(
     assert len(out.read_text().splitlines()) == len(succeeded), "a slot ran twice"
     assert any(m.startswith("STATUS=store unreachable since ") for m in messages), messages
     assert "the store is back: " in proc.log()
+
+
+def test_overlap_queue_holds_across_three_daemons(
+    run_cli: Cli, procs: Any, tmp_path: Path, pg_url: str
+) -> None:
+    out = tmp_path / "out.txt"
+    env = {"DBCRON_STORE": pg_url}
+    write_task(tmp_path / "t", "long", call="jobs:span", args=[str(out), 1.5],
+               schedule={"every": "1s"}, policy={"overlap": "queue"})
+    assert run_cli("apply", str(tmp_path / "t"), **env).exit_code == 0
+    daemons = [procs(tmp_path / f"host-{n}", **env).start() for n in "abc"]
+    wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 5, 40,
+             "five runs between the three daemons")
+    for d in daemons:
+        assert d.stop() == 0
+    spans = sorted(tuple(map(float, line.split()[:2])) for line in out.read_text().splitlines())
+    overlapping = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+    assert overlapping == [], f"{len(overlapping)} of {len(spans)} runs overlapped"

@@ -97,6 +97,7 @@ class Runner:
         self._active: dict[str, int] = defaultdict(int)
         self._waiting: dict[str, deque[_Attempt]] = defaultdict(deque)
         self._delayed: list[_Delayed] = []
+        self._blocked: list[_Attempt] = []  # overlap: queue, waiting on another daemon's run
         self._seq = itertools.count()
         self._futures: set[Future[None]] = set()
         self._accepting = True
@@ -222,9 +223,10 @@ class Runner:
         return True
 
     def tick(self, now: datetime) -> None:
-        """Start delayed attempts (jitter, retry backoff) that are due."""
-        due: list[_Attempt] = []
+        """Start delayed attempts (jitter, retry backoff) that are due, and queued ones
+        another daemon's run held back."""
         with self._lock:
+            due, self._blocked = self._blocked, []
             while self._delayed and self._delayed[0].due <= now:
                 due.append(heapq.heappop(self._delayed).attempt)
         for attempt in due:
@@ -269,12 +271,30 @@ class Runner:
     def _start(self, attempt: _Attempt) -> None:
         if not self._accepting:
             return  # the row stays running; shutdown marks it interrupted
+        if self._held_elsewhere(attempt):
+            with self._lock:
+                self._blocked.append(attempt)  # asked again every tick
+            return
         with self._lock:
             self._unstarted[attempt.task.name] += 1
         future = self._threads.submit(self._run_attempt, attempt)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)
+
+    def _held_elsewhere(self, attempt: _Attempt) -> bool:
+        """overlap: queue holds across daemons: a first attempt waits while another
+        daemon's run of the task is going (this daemon's own runs queue in _waiting)."""
+        task = attempt.task
+        if task.policy.overlap != "queue" or attempt.trigger == "manual" or attempt.number > 1:
+            return False
+        try:
+            return not self.store.runs.start_exclusive(
+                attempt.run_id, attempt.fence, task.name, self.identity.daemon_id, self.clock())
+        except Exception:  # the store away: wait for it rather than risk an overlap
+            log.warning("%s: could not check for runs on other daemons; slot %s waits",
+                        task.name, attempt.slot.isoformat())
+            return True
 
     def _forget(self, future: Future[None]) -> None:
         with self._lock:

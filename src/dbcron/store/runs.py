@@ -325,6 +325,30 @@ class RunRepo:
             row = conn.execute(statement).first()
         return int(row.fence) if row is not None else None
 
+    def start_exclusive(self, run_id: int, fence: int, task: str, owner: str | None,
+                        now: datetime | None = None) -> bool:
+        """Mark a claimed run started unless another daemon's run of the task has started
+        and not ended (overlap: queue across daemons); False: wait and ask again.
+
+        Serialised per task like the claim of an overlap: skip slot, so two daemons
+        whose queued runs wait on the same one cannot both start when it ends.
+        """
+        other = runs.alias("other")
+        going = select(other.c.id).where(and_(
+            other.c.task == task, other.c.status == "running", other.c.started_at.is_not(None),
+            other.c.id != run_id, other.c.daemon_id.is_distinct_from(owner),
+        )).exists()
+        statement = (
+            update(runs)
+            .where(and_(runs.c.id == run_id, runs.c.fence == fence, ~going))
+            .values(started_at=literal(now or _real_now(), UtcDateTime))
+        )
+        with self.db.write() as conn:
+            if self._server_clock:
+                conn.execute(text("SELECT pg_advisory_xact_lock(727101, hashtext(:t))"),
+                             {"t": task})
+            return bool(conn.execute(statement).rowcount == 1)
+
     def pass_gate(self, run_id: int, fence: int, now: datetime | None = None) -> bool:
         """The step before a side effect: True when the run is still ours (and, on a
         shared store, its lease holds by the store's clock), and then marked as past its

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import queue
@@ -43,7 +42,8 @@ def die_with_parent() -> bool:
     daemon dies); False where there is no such call."""
     if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # The process's own symbols include libc's: find_library would run ldconfig per worker.
+    libc = ctypes.CDLL(None, use_errno=True)
     return bool(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0)
 
 

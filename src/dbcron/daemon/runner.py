@@ -389,7 +389,7 @@ class Runner:
     def _gate(self, attempt: _Attempt, what: str) -> str | None:
         """A worker is about to send, commit or call: only while the claim is ours."""
         try:
-            if self.store.runs.pass_gate(attempt.run_id, attempt.fence, self.clock()):
+            if self.writer.gate(attempt.run_id, attempt.fence, self.clock()):
                 return None
         except Exception as exc:  # cannot confirm the claim: do not risk doing it twice
             reason = mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -252,6 +252,12 @@ class RunRepo:
         }
 
     def update_many(self, updates: list[tuple[int, int, dict[str, Any]]]) -> None:
+        self.write_batch(updates, [])
+
+    def write_batch(
+        self, updates: list[tuple[int, int, dict[str, Any]]], gates: list[tuple[int, int]],
+        now: datetime | None = None,
+    ) -> set[int]:
         """Apply (run id, fence, columns) updates in one transaction, in order for each run.
 
         An update only lands while the row still carries its fencing number: once the
@@ -259,6 +265,9 @@ class RunRepo:
         pause) changes nothing. Updates of different runs commute, so they go in
         layers (each run's first update, then its second...) and same-shaped ones in
         one executemany: a burst of 1,000 finishing runs is a few statements, not 1,000.
+
+        `gates` (run id, fence) are side-effect gates (see pass_gate) taken in the same
+        transaction, after the updates; returns the run ids whose gate opened.
         """
         layers: list[list[tuple[int, int, dict[str, Any]]]] = []
         depth: dict[int, int] = {}
@@ -283,6 +292,8 @@ class RunRepo:
                         .values({k: bindparam(f"v_{k}") for k in keys})
                     )
                     conn.execute(statement, params_list)
+            return {run_id for run_id, fence in gates
+                    if conn.execute(self._gate(run_id, fence, now)).rowcount == 1}
 
     def finish(
         self, run_id: int, status: str, now: datetime, *, rows: int | None = None,
@@ -359,13 +370,14 @@ class RunRepo:
         A SQLite store has one daemon, whose restart moves the fence on; its
         leases follow the daemon's clock, which a worker cannot see.
         """
+        return run_id in self.write_batch([], [(run_id, fence)], now)
+
+    def _gate(self, run_id: int, fence: int, now: datetime | None) -> Any:
         store_now = self.clock(now)
         ours = and_(runs.c.id == run_id, runs.c.fence == fence, runs.c.status == "running")
         if self._server_clock:
             ours = and_(ours, runs.c.lease_until.is_(None) | (runs.c.lease_until > store_now))
-        statement = update(runs).where(ours).values(effect_at=store_now)
-        with self.db.write() as conn:
-            return bool(conn.execute(statement).rowcount == 1)
+        return update(runs).where(ours).values(effect_at=store_now)
 
     def interrupt_expired(self, now: datetime, note: str) -> list[RunRow]:
         """Runs whose lease ran out (by the store's clock) become interrupted.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 def _store(path: Path, count: int) -> tuple[str, str]:
     from dbcron.store import Claim, open_store
-    from dbcron.store.runs import Finished
+    from dbcron.store.runs import FIRST_FENCE, Finished
 
     url = f"sqlite:///{path / 'store.db'}"
     store = open_store(url)
@@ -39,7 +39,7 @@ def _store(path: Path, count: int) -> tuple[str, str]:
         run_id = store.runs.claim(f"task-{i:05d}", now - timedelta(hours=1), "schedule", claim)
         assert run_id is not None
         status = "failed" if i % 50 == 0 else "succeeded"
-        store.runs.update_many([(run_id, Finished(status, now, rows=i, error=(
+        store.runs.update_many([(run_id, FIRST_FENCE, Finished(status, now, rows=i, error=(
             "RuntimeError: source down" if status == "failed" else None)))])
     token = store.tokens.create("bench", "write", now)
     store.close()

@@ -15,6 +15,16 @@ from typing import Any
 
 TESTS = Path(__file__).parent
 DAEMON = [sys.executable, "-c", "from dbcron.daemon.main import main; main()"]
+CLOCK_DAEMON = [sys.executable, str(TESTS / "clock_daemon.py")]
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie waiting for its (new) parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -31,8 +41,9 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 class DaemonProcess:
     command = DAEMON
 
-    def __init__(self, state_dir: Path, **env: str) -> None:
+    def __init__(self, state_dir: Path, command: list[str] | None = None, **env: str) -> None:
         self.state_dir = state_dir
+        self.command = command or self.command
         self.log_path = state_dir.parent / f"daemon-{time.monotonic_ns()}.log"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DBCRON_", "NOTIFY_",

@@ -48,3 +48,16 @@ def require(path: str, out: str) -> int:
     if not Path(path).exists():
         raise RuntimeError(f"{path} is not there yet")
     return append(out)
+
+
+def span(path: str, seconds: float) -> int:
+    """Note the worker's pid in `path`.started, sleep, then append "start end pid" to
+    `path`: a line there is the side effect done, and overlapping lines are runs that
+    overlapped."""
+    begun = time.time()
+    with open(path + ".started", "a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"{begun} {time.time()} {os.getpid()}\n")
+    return 1

@@ -22,7 +22,7 @@ from dbcron.model import Task
 from dbcron.services.checks import CheckFailed, check_email, check_source
 from dbcron.services.dry_run import NoSlot, dry_run, slot_for
 from dbcron.store import Claim, Store, open_store
-from dbcron.store.runs import Finished
+from dbcron.store.runs import FIRST_FENCE, Finished
 from smtp_server import SmtpTestServer, free_port
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -158,12 +158,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def test_prune_removes_old_runs_and_files(store: Store, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, keep_history_days=90, keep_output_days=14)
-    claim = Claim(host="h", pid=1, daemon_id=None, lease_until=None)
+    claim = Claim(host="h", pid=1, daemon_id=None, lease=None)
     for days, status in ((100, "succeeded"), (95, "failed"), (30, "succeeded")):
         when = NOW - timedelta(days=days)
         run_id = store.runs.claim("daily", when, "schedule", claim)
         assert run_id is not None
-        store.runs.update_many([(run_id, Finished(status, when + timedelta(minutes=1)))])
+        done = Finished(status, when + timedelta(minutes=1))
+        store.runs.update_many([(run_id, FIRST_FENCE, done)])
     running = store.runs.claim("daily", NOW - timedelta(days=200), "schedule", claim)
 
     out = tmp_path / "output" / "daily"

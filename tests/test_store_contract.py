@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -13,10 +15,10 @@ from sqlalchemy import text
 from dbcron.services import tasks
 from dbcron.store import Claim, Store, open_store
 from dbcron.store.migrations import LATEST, current_version
-from dbcron.store.runs import Finished
+from dbcron.store.runs import AFTER_EFFECT, FIRST_FENCE, Finished
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-CLAIM = Claim(host="h1", pid=42, daemon_id="d1", lease_until=NOW + timedelta(minutes=1))
+CLAIM = Claim(host="h1", pid=42, daemon_id="d1", lease=timedelta(minutes=1))
 
 
 def task(name: str, **extra: object) -> dict[str, object]:
@@ -57,8 +59,9 @@ def test_a_slot_is_claimed_once(store: Store) -> None:
     assert store.runs.claim("a", NOW, "schedule", CLAIM) is None
     assert store.runs.record("a", NOW, "schedule", "missed", NOW, CLAIM) is None
     assert store.runs.claim("b", NOW, "schedule", CLAIM) is not None
-    store.runs.update_many([(first, Finished("succeeded", NOW + timedelta(seconds=3), rows=7,
-                                             artifacts=["/x.xlsx"], result={"ok": True}))])
+    done = Finished("succeeded", NOW + timedelta(seconds=3), rows=7, artifacts=["/x.xlsx"],
+                    result={"ok": True})
+    store.runs.update_many([(first, FIRST_FENCE, done)])
     run = store.runs.get(first)
     assert run is not None
     assert (run.status, run.rows, run.artifacts, run.result) == ("succeeded", 7, ["/x.xlsx"],
@@ -80,13 +83,64 @@ def test_claim_many_takes_only_free_slots(store: Store) -> None:
 
 
 def test_expired_leases_become_interrupted(store: Store) -> None:
-    run_id = store.runs.claim("a", NOW, "schedule", CLAIM)
-    assert store.runs.interrupt_expired(NOW, "gone") == []
-    later = NOW + timedelta(minutes=2)
-    stale = store.runs.interrupt_expired(later, "daemon gone")
-    assert [r.id for r in stale] == [run_id]
-    run = store.runs.get(run_id)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    run_id = store.runs.claim("a", NOW, "schedule", CLAIM, now)
+    assert store.runs.interrupt_expired(now, "gone") == []
+    # An already lapsed lease (a claim held -1 s) expires by every clock.
+    lapsed = store.runs.claim("b", NOW, "schedule", replace(CLAIM, lease=timedelta(seconds=-1)),
+                              now)
+    stale = store.runs.interrupt_expired(now, "daemon gone")
+    assert [r.id for r in stale] == [lapsed]
+    run = store.runs.get(lapsed)  # type: ignore[arg-type]
     assert run is not None and (run.status, run.error) == ("interrupted", "daemon gone")
+    assert store.runs.get(run_id).status == "running"  # type: ignore[arg-type,union-attr]
+
+
+def test_leases_follow_the_store_clock_on_postgresql(store: Store) -> None:
+    """A host whose clock runs 90 s fast must not take a live run for dead."""
+    now = datetime.now(UTC)
+    run_id = store.runs.claim("a", NOW, "schedule", CLAIM, now)
+    fast = now + timedelta(seconds=90)
+    stale = store.runs.interrupt_expired(fast, "gone")
+    if store.db.engine.dialect.name == "postgresql":
+        assert stale == []
+    else:  # one host, one clock: the given time is the store's
+        assert [r.id for r in stale] == [run_id]
+
+
+def test_fencing_refuses_a_cut_off_owner(store: Store) -> None:
+    now = datetime.now(UTC)
+    lapsed = replace(CLAIM, lease=timedelta(seconds=-1))
+    run_id = store.runs.claim("a", NOW, "schedule", lapsed, now)
+    assert run_id is not None
+    (stale,) = store.runs.interrupt_expired(now, "gone")
+    assert stale.fence == FIRST_FENCE + 1 and stale.effect_at is None
+    # The old owner, resumed: its updates, renewals and side effects all miss.
+    store.runs.update_many([(run_id, FIRST_FENCE, Finished("succeeded", now))])
+    store.runs.renew_leases([(run_id, FIRST_FENCE)], timedelta(minutes=5), now)
+    assert not store.runs.pass_gate(run_id, FIRST_FENCE, now)
+    assert store.runs.get(run_id).status == "interrupted"  # type: ignore[union-attr]
+    # A peer takes it over, once; its gate opens and marks the side effect as begun.
+    peer = replace(CLAIM, daemon_id="d2")
+    fence = store.runs.take_over(run_id, stale.fence, peer, now)
+    assert fence == FIRST_FENCE + 2
+    assert store.runs.take_over(run_id, stale.fence, CLAIM, now) is None
+    assert store.runs.pass_gate(run_id, fence, now)
+    assert store.runs.interrupt_daemon("d2", now, "gone") == 1
+    again = store.runs.get(run_id)
+    assert again is not None and again.effect_at is not None
+    assert again.error == "gone" + AFTER_EFFECT
+    store.runs.update_many([(run_id, fence, Finished("succeeded", now))])
+    assert store.runs.get(run_id).status == "interrupted"  # type: ignore[union-attr]
+
+
+def test_gate_refuses_a_lapsed_lease_on_postgresql(store: Store) -> None:
+    now = datetime.now(UTC)
+    run_id = store.runs.claim("a", NOW, "schedule", replace(CLAIM, lease=timedelta(seconds=-1)),
+                              now)
+    passed = store.runs.pass_gate(run_id, FIRST_FENCE, now)  # type: ignore[arg-type]
+    # On PostgreSQL the lease must hold by the server's clock; SQLite has one daemon.
+    assert passed == (store.db.engine.dialect.name == "sqlite")
 
 
 def test_history_latest_counts_and_prune(store: Store) -> None:
@@ -94,7 +148,7 @@ def test_history_latest_counts_and_prune(store: Store) -> None:
         slot = NOW + timedelta(minutes=minutes)
         run_id = store.runs.claim("a", slot, "schedule", CLAIM)
         assert run_id is not None
-        store.runs.update_many([(run_id, Finished(status, slot))])
+        store.runs.update_many([(run_id, FIRST_FENCE, Finished(status, slot))])
     assert [r.status for r in store.runs.history("a")] == ["missed", "failed", "succeeded"]
     assert [r.status for r in store.runs.history(status="failed")] == ["failed"]
     assert store.runs.latest_status()["a"] == (NOW + timedelta(minutes=2), "missed")
@@ -197,6 +251,7 @@ def test_upgrade_from_v1_keeps_tasks_and_history(store_url: str) -> None:
     run_id = s.runs.claim("a", NOW, "schedule", CLAIM)
     with s.db.write() as conn:
         conn.execute(text("ALTER TABLE tasks DROP COLUMN schedule"))
+        _drop_v3(conn)
         conn.execute(text("UPDATE store_state SET schema_version = 1"))
     s.close()
     upgraded = open_store(store_url)
@@ -210,15 +265,45 @@ def test_upgrade_from_v1_keeps_tasks_and_history(store_url: str) -> None:
     upgraded.close()
 
 
+def _drop_v3(conn: Any) -> None:
+    conn.execute(text("ALTER TABLE runs DROP COLUMN fence"))
+    conn.execute(text("ALTER TABLE runs DROP COLUMN effect_at"))
+
+
+def test_upgrade_from_v2_fences_runs_left_running(store_url: str) -> None:
+    """A run a version-2 daemon left running upgrades with fence 0: the next daemon
+    interrupts it (moving the fence on) and may take it over; the old writer cannot."""
+    s = open_store(store_url)
+    now = datetime.now(UTC)
+    run_id = s.runs.claim("a", NOW, "schedule", replace(CLAIM, lease=timedelta(seconds=-1)), now)
+    with s.db.write() as conn:
+        _drop_v3(conn)
+        conn.execute(text("UPDATE store_state SET schema_version = 2"))
+    s.close()
+    upgraded = open_store(store_url)
+    with upgraded.db.read() as conn:
+        assert current_version(conn) == LATEST
+    run = upgraded.runs.get(run_id)  # type: ignore[arg-type]
+    assert run is not None and (run.status, run.fence, run.effect_at) == ("running", 0, None)
+    (stale,) = upgraded.runs.interrupt_expired(now, "gone")
+    assert stale.fence == 1
+    assert upgraded.runs.take_over(stale.id, stale.fence, CLAIM, now) == 2
+    upgraded.runs.update_many([(stale.id, 0, Finished("succeeded", now))])  # the v2 writer, late
+    assert upgraded.runs.get(stale.id).status == "running"  # type: ignore[union-attr]
+    upgraded.close()
+
+
 def test_an_error_with_a_nul_byte_is_stored(store: Store) -> None:
     run_id = store.runs.claim("a", NOW, "schedule", CLAIM)
     assert run_id is not None
-    store.runs.update_many([(run_id, Finished("failed", NOW, error="bad byte \x00 here"))])
+    failed = Finished("failed", NOW, error="bad byte \x00 here")
+    store.runs.update_many([(run_id, FIRST_FENCE, failed)])
     assert store.runs.get(run_id).error == "bad byte \\x00 here"  # type: ignore[arg-type,union-attr]
 
 
 def test_interrupted_runs_are_returned_once(store: Store) -> None:
-    run_id = store.runs.claim("a", NOW, "schedule", CLAIM)
-    later = NOW + timedelta(minutes=5)
-    assert [r.id for r in store.runs.interrupt_expired(later, "gone")] == [run_id]
-    assert store.runs.interrupt_expired(later, "gone") == []
+    now = datetime.now(UTC)
+    run_id = store.runs.claim("a", NOW, "schedule", replace(CLAIM, lease=timedelta(seconds=-1)),
+                              now)
+    assert [r.id for r in store.runs.interrupt_expired(now, "gone")] == [run_id]
+    assert store.runs.interrupt_expired(now, "gone") == []

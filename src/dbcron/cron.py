@@ -9,8 +9,9 @@ time zones to `schedule.py`.
 
 from __future__ import annotations
 
+from calendar import isleap
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import MAXYEAR, date, datetime, time, timedelta
 from functools import lru_cache
 
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
@@ -66,7 +67,16 @@ class Cron:
         return dom or dow
 
     def next_after(self, after: datetime) -> datetime | None:
-        """First naive wall time strictly after `after` that matches, within 8 years."""
+        """First naive wall time strictly after `after` that matches; None when none ever
+        will.
+
+        Day by day for 8 years, where every common schedule fires; past them, only the
+        dates the day-of-month field allows, for the 400 years in which the Gregorian
+        calendar and its weekdays repeat: '0 0 29 2 */7' (29 February on a Sunday)
+        fires in 2032, then in 2060, and no search stops short of that. (Every date a
+        month has falls on every weekday within that cycle, so once parse_cron has
+        checked that some month has the day, only the year 9999 ends a search empty.)
+        """
         start = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
         day = start.date()
         first_time: time | None = start.time()
@@ -77,6 +87,20 @@ class Cron:
                     return datetime.combine(day, found)
             day += timedelta(days=1)
             first_time = None
+        return self._far(day)
+
+    def _far(self, since: date) -> datetime | None:
+        # Reached only by a day-of-month AND weekday rule (any other rule matches a day of
+        # every allowed month within weeks): its dates are few, so try them one by one.
+        months, days = sorted(self.months), sorted(self.days)
+        for year in range(since.year, min(since.year + 401, MAXYEAR + 1)):
+            for month in months:
+                for dom in days:
+                    if not _fits(dom, month) or (dom == 29 and month == 2 and not isleap(year)):
+                        continue
+                    candidate = date(year, month, dom)
+                    if candidate >= since and self.day_matches(candidate):
+                        return datetime.combine(candidate, time(self.hours[0], self.minutes[0]))
         return None
 
     def _first_time_on(self, not_before: time | None) -> time | None:

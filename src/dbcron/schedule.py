@@ -155,7 +155,8 @@ def _next_cron(spec: ScheduleSpec, after: datetime) -> datetime | None:
         instant = naive.replace(tzinfo=tz).astimezone(UTC)
         if _steady(tz, instant):
             return instant
-    return _next_cron_careful(spec, after, local)
+        return _next_cron_careful(spec, after, instant)
+    return _next_cron_careful(spec, after, after)
 
 
 def _steady(tz: ZoneInfo, instant: datetime) -> bool:
@@ -172,21 +173,41 @@ def _steady_hour(tz: ZoneInfo, hour: datetime) -> bool:
     return before == (hour + window).astimezone(tz).utcoffset()
 
 
-def _next_cron_careful(spec: ScheduleSpec, after: datetime, local: datetime) -> datetime | None:
-    """Near a DST change wall order and instant order differ: look at every candidate."""
+def _next_cron_careful(spec: ScheduleSpec, after: datetime, near: datetime) -> datetime | None:
+    """Near a DST change (the one around `near`) wall order and instant order differ.
+
+    Instead of trying every candidate wall time around it (3-4.5 ms for an
+    every-minute cron), the change splits time in two stretches, each with one
+    UTC offset: the first match before the change, the gap's shifted slot, and the
+    first match after it (leaving out a fall-back's second pass under `first`)
+    are three cron look-ups, the earliest of them wins.
+    """
     cron = parse_cron(spec.cron or "")
-    naive: datetime | None = local - _DST_WINDOW - timedelta(minutes=1)
-    best: datetime | None = None
-    while naive is not None:
-        naive = cron.next_after(naive)
-        if naive is None:
-            break
-        for instant in wall_to_instants(naive, spec.tz, spec.gap, spec.overlap):
-            if instant > after and (best is None or instant < best):
-                best = instant
-        if best is not None and naive > local + _DST_WINDOW and naive > _wall(best, spec.tz):
-            break
-    return best
+    change, before, after_change = _change_near(spec.tz, near.replace(minute=0, second=0,
+                                                                       microsecond=0))
+    tiny = timedelta(microseconds=1)
+    if after < change:
+        naive = cron.next_after(_wall_at(after, before))
+        if naive is not None and _instant_at(naive, before) < change:
+            return _instant_at(naive, before)
+        if after_change > before and spec.gap == "shift":
+            # Wall times in the spring-forward gap do not exist; `shift` runs them at the change.
+            naive = cron.next_after(_wall_at(change, before) - tiny)
+            if naive is not None and naive < _wall_at(change, after_change):
+                return change
+    start = _wall_at(max(after, change - tiny), after_change)
+    if after_change < before and spec.overlap == "first":
+        start = max(start, _wall_at(change, before) - tiny)  # not the repeated hour again
+    naive = cron.next_after(start)
+    if naive is None:
+        return None
+    found = _instant_at(naive, after_change)
+    # Past this horizon _steady no longer sees this change: the ordinary search applies
+    # again (a monthly cron; nothing matched between the change and it).
+    horizon = change + 2 * (_DST_WINDOW + timedelta(hours=1))
+    if found <= horizon:
+        return found
+    return _next_cron(spec, horizon)
 
 
 @lru_cache(maxsize=4096)
@@ -252,6 +273,24 @@ def calendar_decision(spec: ScheduleSpec, day: date) -> str | None:
 
 def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
     return instant.astimezone(tz).replace(tzinfo=None) + _DST_WINDOW
+
+
+def _wall_at(instant: datetime, offset: timedelta) -> datetime:
+    return (instant.astimezone(UTC) + offset).replace(tzinfo=None)
+
+
+def _instant_at(wall: datetime, offset: timedelta) -> datetime:
+    return (wall - offset).replace(tzinfo=UTC)
+
+
+@lru_cache(maxsize=1024)
+def _change_near(tz: ZoneInfo, hour: datetime) -> tuple[datetime, timedelta, timedelta]:
+    """The offset change within the window _steady_hour looks at: when, from, to."""
+    window = _DST_WINDOW + timedelta(hours=1)
+    low, high = hour - window, hour + window
+    before, after = low.astimezone(tz).utcoffset(), high.astimezone(tz).utcoffset()
+    assert before is not None and after is not None  # a ZoneInfo always has an offset
+    return _transition(low, high, tz), before, after
 
 
 def fire_times(spec: ScheduleSpec, after: datetime, count: int) -> list[datetime]:

@@ -41,6 +41,8 @@ class Settings:
     log_level: str = "INFO"
     drain_seconds: float = 30.0
     retry_backoff_seconds: float = 30.0
+    # How long a claimed run stays its daemon's without a heartbeat renewing it.
+    lease_seconds: float = 60.0
     poll_seconds: float = 5.0
     keep_history_days: int = 90
     keep_output_days: int = 14
@@ -220,7 +222,7 @@ def _check(settings: Settings) -> None:
         raise SettingsError("DBCRON_HTTP_RATE_LIMIT (requests per minute) must be at least 1")
     for name in (
         "drain_seconds", "poll_seconds", "smtp_timeout", "max_attachment_mb",
-        "retry_backoff_seconds",
+        "retry_backoff_seconds", "lease_seconds",
     ):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{env_name(name)} must be greater than 0")

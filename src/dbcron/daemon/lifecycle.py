@@ -10,6 +10,7 @@ systemd watchdog.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -20,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,10 +29,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from dbcron.daemon.catchup import plan_catchup, too_late
-from dbcron.daemon.runner import LEASE, Identity, Runner
+from dbcron.daemon.runner import Identity, Runner
 from dbcron.daemon.sdnotify import Notifier, watchdog_interval
 from dbcron.daemon.worker_pool import WorkerPool
-from dbcron.errors import DbcronError
+from dbcron.errors import DbcronError, StoreError
 from dbcron.model import Task
 from dbcron.schedule import ScheduleSpec, fires_between, next_fire
 from dbcron.settings import Settings
@@ -46,6 +47,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dbcron.daemon")
 HEARTBEAT_SECONDS = 5.0
+# Reloads start at least this far apart: a storm of SIGHUPs (a script applying 200
+# files one by one) gives one reload at once and one after the storm, not 200.
+RELOAD_SPACING = 1.0
+HOLD_RETRY = 1.0  # seconds between offers of slots held while the store is unreachable
+# A task's newest slot handed over within this of its time runs as scheduled; the
+# others of the same hand-over are a burst of late slots (see _dispatch).
+LATE_AFTER = timedelta(seconds=2)
 HOUSEKEEPING_EVERY = timedelta(days=1)
 
 
@@ -113,6 +121,8 @@ class Daemon:
         self.notifier = Notifier.from_env(environ)
         self.watchdog = watchdog_interval(environ)
         self.identity = Identity(socket.gethostname(), os.getpid(), str(uuid.uuid4()))
+        # The heartbeat renews leases: at least three beats fit in one.
+        self.heartbeat = min(HEARTBEAT_SECONDS, settings.lease_seconds / 3)
         self.tasks: dict[str, _Loaded] = {}
         self.revision = -1
         self.reload_requested = False
@@ -131,6 +141,8 @@ class Daemon:
         self.http: HttpServer | None = None
         # Per task: (definition digest, the slot awaited); a changed schedule starts afresh.
         self._expected: dict[str, tuple[str, datetime | None]] = {}
+        self._store_trouble: datetime | None = None  # since when the store fails us
+        self._held = 0  # due slots the dispatcher holds until the store is back
         self.store: Store
         self.runner: Runner
         self.pool: WorkerPool
@@ -180,12 +192,18 @@ class Daemon:
             except (ValueError, OSError) as exc:
                 raise DaemonError(f"DBCRON_METRICS_ADDRESS={settings.metrics_address}: {exc}"
                                   ) from None
-        self.store = open_store(settings.store)
+        try:
+            self.store = open_store(settings.store, check=True)
+        except StoreError as exc:
+            # systemd shows why in `systemctl status`, and Restart= keeps hitting the
+            # same wall: say it there as well as on stderr.
+            self.notifier.send(STATUS=f"cannot start: {exc}", ERRNO=errno.EUCLEAN)
+            raise
         now = self.clock()
         self.store.daemons.register(DaemonRow(
             id=self.identity.daemon_id or "", host=self.identity.host, pid=self.identity.pid,
             started_at=now, heartbeat_at=now, last_reload_at=None, tasks_loaded=0,
-            status="starting", stopped_at=None, heartbeat_seconds=HEARTBEAT_SECONDS,
+            status="starting", stopped_at=None, heartbeat_seconds=self.heartbeat,
         ))
         if settings.http_address:
             self._start_http(settings.http_address)
@@ -269,13 +287,20 @@ class Daemon:
             loaded = self.tasks.get(run.task)
             if loaded is None or run.attempt > loaded.task.policy.retries:
                 continue
+            if run.effect_at is not None:
+                # Its mail may be out, its commit made, its function called: a retry
+                # could do it twice, and at most once is the promise.
+                log.warning("run %s: interrupted slot %s is not retried: its side effect had "
+                            "begun", run.task, run.scheduled_for.isoformat(),
+                            extra={"task": run.task, "status": "interrupted"})
+                continue
             if run.trigger != "manual" and too_late(run.scheduled_for, now,
                                                     loaded.task.policy.grace):
                 continue
-            log.info("run %s: retrying interrupted slot %s as attempt %d", run.task,
-                     run.scheduled_for.isoformat(), run.attempt + 1)
-            self.runner.resume(loaded.task, run.id, run.scheduled_for, run.trigger,
-                               run.attempt + 1)
+            if self.runner.resume(loaded.task, run.id, run.fence, run.scheduled_for,
+                                  run.trigger, run.attempt + 1, now):
+                log.info("run %s: retrying interrupted slot %s as attempt %d", run.task,
+                         run.scheduled_for.isoformat(), run.attempt + 1)
 
     # --- loading and reloading ----------------------------------------------------------
 
@@ -301,7 +326,7 @@ class Daemon:
             self.tasks[row.name] = loaded
             if catch_up:
                 self._catch_up(loaded, horizons.get(row.name) or row.created_at, now)
-            first = next_fire(loaded.spec, now)
+            first = next_fire(loaded.spec, self._fired_until(row.name, now))
             if first is None:
                 self._unschedule(row.name)
                 continue
@@ -309,6 +334,19 @@ class Daemon:
                 self._on_fire, SlotTrigger(loaded.spec), args=[row.name], id=row.name,
                 name=row.name, next_run_time=first, replace_existing=True,
             )
+
+    def _fired_until(self, name: str, now: datetime) -> datetime:
+        """Where a (re)loaded job's schedule resumes: after `now`, unless its current job
+        has a slot pending that APScheduler has not fired yet.
+
+        A reload landing a few ms after a slot is due, before the scheduler's thread
+        got to it, would otherwise replace the job past that slot and lose it.
+        """
+        job = self.scheduler.get_job(name)
+        pending: datetime | None = job.next_run_time if job is not None else None
+        if pending is not None and pending <= now:
+            return pending - timedelta(microseconds=1)
+        return now
 
     def _unload(self, name: str) -> None:
         self.tasks.pop(name, None)
@@ -319,15 +357,19 @@ class Daemon:
             self.scheduler.remove_job(name)
 
     def _catch_up(self, loaded: _Loaded, since: datetime, now: datetime) -> None:
-        task = loaded.task
-        plan = plan_catchup(fires_between(loaded.spec, since, now), task.policy.catchup,
-                            task.policy.grace, now)
-        why = f"missed while no daemon ran (catchup: {task.policy.catchup})"
+        self._plan_late(loaded.task, fires_between(loaded.spec, since, now), now,
+                        "while no daemon ran")
+
+    def _plan_late(self, task: Task, slots: Iterable[datetime], now: datetime,
+                   when: str) -> None:
+        """Late slots (oldest first) go by the task's catch-up policy and its caps."""
+        plan = plan_catchup(slots, task.policy.catchup, task.policy.grace, now)
+        why = f"missed {when} (catchup: {task.policy.catchup})"
         for slot in plan.missed:
             self.runner.record(task, slot, "catchup", "missed", now, why)
         if plan.uncounted:
-            log.warning("%s: %d older slots were missed while no daemon ran", task.name,
-                        plan.uncounted, extra={"task": task.name, "status": "missed"})
+            log.warning("%s: %d older slots were missed %s", task.name, plan.uncounted, when,
+                        extra={"task": task.name, "status": "missed"})
         for slot in plan.run:
             self.runner.submit(task, slot, "catchup", now)
 
@@ -369,10 +411,20 @@ class Daemon:
         self._due.put((name, slots))
 
     def _dispatch(self) -> None:
-        """Claim what is due in batches: everything queued since the last pass at once."""
+        """Claim what is due in batches: everything queued since the last pass at once.
+
+        While the store is unreachable the due slots are held here and offered again
+        every second, with those that come due meanwhile; once it is back they go
+        through the usual rules (grace, overlap), so an outage shorter than a task's
+        grace loses none of its slots.
+        """
+        held: list[tuple[str, list[datetime] | None] | None] = []
         while True:
-            items = [self._due.get()]
-            while len(items) < 5000:
+            try:
+                items = [*held, self._due.get(timeout=HOLD_RETRY if held else None)]
+            except queue.Empty:
+                items = list(held)
+            while len(items) < 5000 + len(held):
                 try:
                     items.append(self._due.get_nowait())
                 except queue.Empty:
@@ -381,14 +433,35 @@ class Daemon:
                 return
             try:
                 due: list[tuple[Task, datetime, Trigger]] = []
+                now = self.clock()
                 for name, slots in (i for i in items if i is not None):
                     loaded = self.tasks.get(name)
-                    if loaded is not None:
-                        due.extend((loaded.task, slot, "schedule") for slot in slots or ())
-                self.runner.submit_many(due, self.clock())
-            except Exception:  # the store down must not kill the dispatcher
-                log.exception("could not start %d due slot(s); they are retried by catch-up "
-                              "at the next start", len(due))
+                    if loaded is None or not slots:
+                        continue
+                    if len(slots) == 1:
+                        due.append((loaded.task, slots[0], "schedule"))
+                        continue
+                    # Several slots at once: the clock stepped forward, the host was
+                    # suspended, or the daemon stalled. The catch-up policy applies to
+                    # them as after downtime (an every-second task after a 3 h step must
+                    # not run 10,000 times); the newest, if still on time, runs as usual.
+                    late = slots if now - slots[-1] > LATE_AFTER else slots[:-1]
+                    self._plan_late(loaded.task, late, now,
+                                    "while the daemon was suspended or its clock jumped")
+                    if len(late) < len(slots):
+                        due.append((loaded.task, slots[-1], "schedule"))
+                self.runner.submit_many(due, now)
+            except Exception as exc:  # the store down must not kill the dispatcher
+                count = sum(len(i[1] or ()) for i in items if i is not None)
+                if not held:
+                    log.error("the store is unreachable; %d due slot(s) held until it is back: "
+                              "%s", count, _first_line(exc))
+                self._store_trouble = self._store_trouble or self.clock()
+                held, self._held = items, count
+                continue
+            if held:
+                log.info("the store is back: %d held slot(s) handed over", self._held)
+            held, self._held = [], 0
 
     def _take_requests(self, now: datetime) -> None:
         for request in self.store.daemons.take_requests(self.identity.daemon_id or ""):
@@ -406,15 +479,19 @@ class Daemon:
 
     def loop(self) -> None:
         tick = min(1.0, self.watchdog) if self.watchdog else 1.0
-        next_beat = next_poll = next_dog = time.monotonic()
+        next_beat = next_poll = next_dog = next_reload = time.monotonic()
         next_housekeeping = self.clock() + timedelta(minutes=1)
         while not self.stopping:
-            self._sleep(tick)
+            wait = tick
+            if self.reload_requested:  # a reload held back by RELOAD_SPACING
+                wait = max(0.0, min(tick, next_reload - time.monotonic()))
+            self._sleep(wait)
             now = self.clock()
             mono = time.monotonic()
             try:
-                if self.reload_requested:
+                if self.reload_requested and mono >= next_reload:
                     self.reload_requested = False
+                    next_reload = mono + RELOAD_SPACING
                     try:
                         self.reload(now)
                     except Exception:
@@ -423,17 +500,25 @@ class Daemon:
                 if mono >= next_poll:
                     next_poll = mono + self.settings.poll_seconds
                     if self.store.tasks.revision() != self.revision:
+                        next_reload = mono + RELOAD_SPACING
                         self.reload(now)
                 self._take_requests(now)
                 self.runner.tick(now)
                 if mono >= next_beat:
-                    next_beat = mono + HEARTBEAT_SECONDS
+                    next_beat = mono + self.heartbeat
                     self._beat(now)
                 if now >= next_housekeeping:
                     next_housekeeping = now + HOUSEKEEPING_EVERY
                     self._housekeeping(now)
-            except Exception:  # the store briefly down: log, keep the loop (and watchdog) alive
-                log.exception("daemon loop error; retrying next tick")
+                if self._store_trouble is not None and not self._held:
+                    self._store_trouble = None
+                    self._status()
+            except Exception as exc:  # the store down: log, keep the loop (and watchdog) alive
+                if self._store_trouble is None:
+                    self._store_trouble = now
+                    log.error("daemon loop error (retrying every tick, logged once): %s",
+                              _first_line(exc), exc_info=True)
+                self._status()
             if self.watchdog and mono >= next_dog:
                 next_dog = mono + self.watchdog
                 self.notifier.watchdog()
@@ -444,7 +529,7 @@ class Daemon:
             self.identity.daemon_id or "", now, tasks_loaded=len(self.tasks),
             last_reload_at=self._last_reload, status=line,
         )
-        self.store.runs.renew_leases(self.runner.inflight(), now + LEASE)
+        self.store.runs.renew_leases(self.runner.inflight(), self.runner.lease, now)
         if self.metrics is not None:
             self._watch_overdue(now)
         if not self._sole_owner():
@@ -490,6 +575,10 @@ class Daemon:
         threading.Thread(target=work, name="dbcron-housekeeping", daemon=True).start()
 
     def _status_line(self) -> str:
+        if self._store_trouble is not None:
+            held = f"; {self._held} due slot(s) held" if self._held else ""
+            return (f"store unreachable since {self._store_trouble:%H:%M:%S %Z}{held}; "
+                    "retrying every second")
         jobs = self.scheduler.get_jobs() if self.scheduler.running else []
         if not jobs:
             return f"{len(self.tasks)} tasks; nothing scheduled"
@@ -538,6 +627,14 @@ class Daemon:
         self.start()
         self.loop()
         self.stop()
+
+
+def _first_line(exc: Exception) -> str:
+    """A store error in one line (SQLAlchemy's carry the SQL and a link below)."""
+    from dbcron.secrets import mask_secrets
+
+    text = str(exc).strip()
+    return mask_secrets(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def _masked(url: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from dbcron.daemon.runner import LEASE, Identity, Runner
+from dbcron.daemon.runner import Identity, Runner
 from dbcron.daemon.worker_pool import WorkerPool
 from dbcron.errors import DbcronError
 from dbcron.model import Task
@@ -57,7 +57,7 @@ def run_local(
                 told = run.error  # "attempt 1 failed: ...; retrying in 30s"
                 progress(run.error)
             if time.monotonic() - renewed > LEASE_RENEWAL:
-                store.runs.renew_leases(runner.inflight(), clock() + LEASE)
+                store.runs.renew_leases(runner.inflight(), runner.lease, clock())
                 renewed = time.monotonic()
             time.sleep(0.1)
     finally:

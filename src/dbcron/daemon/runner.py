@@ -28,20 +28,20 @@ from typing import TYPE_CHECKING, Any
 from dbcron.daemon.catchup import too_late
 from dbcron.daemon.run_writer import RunWriter
 from dbcron.daemon.worker_pool import Stopped, TimedOut, WorkerPool
+from dbcron.jobs.fence import FENCED_OFF, refusal
 from dbcron.jobs.types import JobRequest, JobResult
 from dbcron.model import Task
 from dbcron.schedule import jitter_for
 from dbcron.secrets import mask_secrets
 from dbcron.settings import Settings
 from dbcron.store import Claim, Store
-from dbcron.store.runs import Finished, Noted, Started, Waiting
+from dbcron.store.runs import FIRST_FENCE, Finished, Noted, Started, Waiting
 from dbcron.vocabulary import RunStatus, Trigger
 
 if TYPE_CHECKING:
     from dbcron.daemon.metrics import Metrics
 
 log = logging.getLogger("dbcron.runner")
-LEASE = timedelta(seconds=60)
 MAX_BACKOFF = 600.0
 
 
@@ -65,6 +65,8 @@ class _Attempt:
     trigger: Trigger
     number: int = 1
     gate_open: bool = False  # its data-ready gate let it through (or it has none)
+    fence: int = FIRST_FENCE  # the claim's fencing number: every write of the row checks it
+    due: datetime | None = None  # when it was meant to start, if later than its slot (jitter)
 
 
 @dataclass(frozen=True)
@@ -97,14 +99,18 @@ class Runner:
         self._active: dict[str, int] = defaultdict(int)
         self._waiting: dict[str, deque[_Attempt]] = defaultdict(deque)
         self._delayed: list[_Delayed] = []
+        self._blocked: list[_Attempt] = []  # overlap: queue, waiting on another daemon's run
         self._seq = itertools.count()
         self._futures: set[Future[None]] = set()
         self._accepting = True
-        self._inflight: set[int] = set()  # claimed, not yet finished: their leases are ours
+        self._unstarted: dict[str, int] = defaultdict(int)  # per task: handed over, no worker yet
+        # Claimed, not yet finished: run id -> fencing number; their leases are ours.
+        self._inflight: dict[int, int] = {}
         self.writer = RunWriter(store.runs)
+        self.lease = timedelta(seconds=settings.lease_seconds)
 
-    def _claim(self, now: datetime) -> Claim:
-        return Claim(self.identity.host, self.identity.pid, self.identity.daemon_id, now + LEASE)
+    def _claim(self) -> Claim:
+        return Claim(self.identity.host, self.identity.pid, self.identity.daemon_id, self.lease)
 
     # --- entry points -----------------------------------------------------------------
 
@@ -132,19 +138,30 @@ class Runner:
             elif self._admit(task, slot, trigger, now):
                 seen.add(task.name)
                 batch.append((i, task, slot, trigger))
+        # overlap: skip holds across daemons: a run of the task going anywhere blocks.
+        exclusive = {task.name for _, task, _, trigger in batch
+                     if task.policy.overlap == "skip" and trigger == "schedule"}
         claimed = self.store.runs.claim_many(
-            [(task.name, slot, trigger) for _, task, slot, trigger in batch], self._claim(now)
+            [(task.name, slot, trigger) for _, task, slot, trigger in batch], self._claim(), now,
+            exclusive,
         )
         for i, task, slot, trigger in batch:
-            run_id = claimed.get((task.name, slot))
-            if run_id is None and trigger == "backfill":
+            fence = FIRST_FENCE
+            if (task.name, slot) not in claimed and trigger == "backfill":
                 # A backfilled slot may hold an earlier failure: that row is run again.
-                run_id = self.store.runs.reopen(task.name, slot, trigger, self._claim(now))
-            if run_id is None:
+                reopened = self.store.runs.reopen(task.name, slot, trigger, self._claim(), now)
+                if reopened is not None:
+                    claimed[(task.name, slot)], fence = reopened
+            if (task.name, slot) not in claimed:
                 log.debug("%s: slot %s was claimed already", task.name, slot.isoformat())
                 continue
+            run_id = claimed[(task.name, slot)]
+            if run_id is None:
+                self.record(task, slot, trigger, "skipped", now,
+                            "the previous run was still running")
+                continue
             results[i] = run_id
-            self._begin(_Attempt(task, run_id, slot, trigger), now)
+            self._begin(_Attempt(task, run_id, slot, trigger, fence=fence), now)
         for i in later:
             results[i] = self.submit(*due[i], now)
         return results
@@ -162,14 +179,21 @@ class Runner:
         if limit is not None and self.store.runs.toward_max_runs(task.name) >= limit:
             log.info("%s: max_runs %d reached; slot %s not run", task.name, limit, slot)
             return False
-        if policy.overlap == "skip" and trigger != "catchup" and self._busy(task.name):
-            self.record(task, slot, trigger, "skipped", now, "the previous run was still running")
+        busy = self._busy(task.name) if policy.overlap == "skip" and trigger != "catchup" else ""
+        if busy:
+            self.record(task, slot, trigger, "skipped", now, f"the previous run was still {busy}")
             return False
         return True
 
-    def _busy(self, name: str) -> bool:
+    def _busy(self, name: str) -> str:
+        """What the task's previous run is doing here, or "" when it has none."""
         with self._lock:
-            return self._active[name] > 0 or bool(self._waiting[name])
+            if not (self._active[name] > 0 or self._waiting[name]):
+                return ""
+            # Only waiting for a worker (they are all busy with other tasks): history must
+            # not say "running" about a run that never started.
+            return ("waiting for a free worker" if self._unstarted[name] >= self._active[name]
+                    else "running")
 
     def _begin(self, attempt: _Attempt, now: datetime) -> None:
         """A claimed slot: wait behind the running one (overlap: queue, and catch-up
@@ -177,7 +201,7 @@ class Runner:
         task = attempt.task
         queues = task.policy.overlap == "queue" or attempt.trigger == "catchup"
         with self._lock:
-            self._inflight.add(attempt.run_id)
+            self._inflight[attempt.run_id] = attempt.fence
             busy = self._active[task.name] > 0 or bool(self._waiting[task.name])
             if busy and attempt.trigger != "manual" and queues:
                 self._waiting[task.name].append(attempt)
@@ -186,23 +210,33 @@ class Runner:
         jittered = attempt.trigger == "schedule" and task.schedule.jitter
         delay = jitter_for(task.name, attempt.slot, task.schedule.jitter) if jittered else None
         if delay:
+            attempt.due = attempt.slot + delay
             self._delay(attempt, now + delay)
         else:
             self._start(attempt)
 
-    def resume(
-        self, task: Task, run_id: int, slot: datetime, trigger: Trigger, attempt: int
-    ) -> None:
-        """Retry an interrupted run's slot (after a crash) as its next attempt."""
+    def resume(self, task: Task, run_id: int, fence: int, slot: datetime, trigger: Trigger,
+               attempt: int, now: datetime) -> bool:
+        """Retry an interrupted run's slot (after a crash) as its next attempt.
+
+        The take-over moves the fence on, so the older attempt, should it still run
+        somewhere (a paused daemon's worker), is refused at its side-effect gate.
+        False when another daemon took the run over first.
+        """
+        taken = self.store.runs.take_over(run_id, fence, self._claim(), now)
+        if taken is None:
+            return False
         with self._lock:
-            self._inflight.add(run_id)
+            self._inflight[run_id] = taken
             self._active[task.name] += 1
-        self._start(_Attempt(task, run_id, slot, trigger, attempt))
+        self._start(_Attempt(task, run_id, slot, trigger, attempt, fence=taken))
+        return True
 
     def tick(self, now: datetime) -> None:
-        """Start delayed attempts (jitter, retry backoff) that are due."""
-        due: list[_Attempt] = []
+        """Start delayed attempts (jitter, retry backoff) that are due, and queued ones
+        another daemon's run held back."""
         with self._lock:
+            due, self._blocked = self._blocked, []
             while self._delayed and self._delayed[0].due <= now:
                 due.append(heapq.heappop(self._delayed).attempt)
         for attempt in due:
@@ -212,10 +246,10 @@ class Runner:
         with self._lock:
             return sum(self._active.values())
 
-    def inflight(self) -> list[int]:
-        """Run ids claimed here and not finished: the leases to renew."""
+    def inflight(self) -> list[tuple[int, int]]:
+        """(run id, fence) claimed here and not finished: the leases to renew."""
         with self._lock:
-            return list(self._inflight)
+            return list(self._inflight.items())
 
     def stop_accepting(self) -> None:
         self._accepting = False
@@ -247,10 +281,30 @@ class Runner:
     def _start(self, attempt: _Attempt) -> None:
         if not self._accepting:
             return  # the row stays running; shutdown marks it interrupted
+        if self._held_elsewhere(attempt):
+            with self._lock:
+                self._blocked.append(attempt)  # asked again every tick
+            return
+        with self._lock:
+            self._unstarted[attempt.task.name] += 1
         future = self._threads.submit(self._run_attempt, attempt)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)
+
+    def _held_elsewhere(self, attempt: _Attempt) -> bool:
+        """overlap: queue holds across daemons: a first attempt waits while another
+        daemon's run of the task is going (this daemon's own runs queue in _waiting)."""
+        task = attempt.task
+        if task.policy.overlap != "queue" or attempt.trigger == "manual" or attempt.number > 1:
+            return False
+        try:
+            return not self.store.runs.start_exclusive(
+                attempt.run_id, attempt.fence, task.name, self.identity.daemon_id, self.clock())
+        except Exception:  # the store away: wait for it rather than risk an overlap
+            log.warning("%s: could not check for runs on other daemons; slot %s waits",
+                        task.name, attempt.slot.isoformat())
+            return True
 
     def _forget(self, future: Future[None]) -> None:
         with self._lock:
@@ -259,13 +313,22 @@ class Runner:
             log.error("runner bug: %s", future.exception(), exc_info=future.exception())
 
     def _run_attempt(self, attempt: _Attempt) -> None:
+        with self._lock:
+            self._unstarted[attempt.task.name] -= 1
         if not self._accepting:
             return  # queued before a stop: its row stays running and becomes interrupted
         task = attempt.task
         if task.ready is not None and not attempt.gate_open and not self._through_gate(attempt):
             return
         now = self.clock()
-        self.writer.put(attempt.run_id, Started(attempt.number, now, now + LEASE, self._claim(now)))
+        # A run its data-ready gate held waited by design (up to ready.until): no grace.
+        if (attempt.trigger not in ("manual", "backfill") and attempt.number == 1
+                and not attempt.gate_open
+                and too_late(attempt.due or attempt.slot, now, task.policy.grace)):
+            self._missed_waiting(attempt, now)
+            return
+        self.writer.put(attempt.run_id, attempt.fence,
+                        Started(attempt.number, now, self._claim()))
         if task.monitor is not None:
             from dbcron.daemon.monitor import ping
 
@@ -280,11 +343,12 @@ class Runner:
         request = JobRequest(
             task=task, slot=attempt.slot, settings=self.settings,
             timeout=task.policy.timeout.total_seconds(), attempt=attempt.number,
-            trigger=attempt.trigger, late_by=late, run_id=attempt.run_id,
+            trigger=attempt.trigger, late_by=late, run_id=attempt.run_id, fence=attempt.fence,
         )
         started = time.monotonic()
         try:
-            result = self.pool.run(request, task.policy.timeout.total_seconds())
+            result = self.pool.run(request, task.policy.timeout.total_seconds(),
+                                   lambda what: self._gate(attempt, what))
         except TimedOut:
             result = JobResult("failed", error=f"timed out after {_ago(task.policy.timeout)}",
                                retryable=False)
@@ -292,6 +356,9 @@ class Runner:
             return
         except Stopped:
             return  # a cold stop: shutdown marks the row interrupted
+        if result.error is not None and result.error.startswith(FENCED_OFF):
+            self._fenced(attempt)
+            return
         if result.status == "succeeded":
             self._finish(attempt, "succeeded", result, started, late)
             return
@@ -302,7 +369,8 @@ class Runner:
             why = f"attempt {attempt.number} failed: {mask_secrets(result.error or '')}"
             log.warning("run %s %s; retrying in %ss", task.name, why, int(wait),
                         extra={"task": task.name, "slot": attempt.slot.isoformat()})
-            self.writer.put(attempt.run_id, Noted(f"{why}; retrying in {int(wait)}s"))
+            self.writer.put(attempt.run_id, attempt.fence,
+                            Noted(f"{why}; retrying in {int(wait)}s"))
             attempt.number += 1
             self._delay(attempt, self.clock() + timedelta(seconds=wait))
             return
@@ -326,7 +394,7 @@ class Runner:
             assert step.next_check is not None
             note = (f"{look.why}; looking again at {step.next_check:%H:%M:%S} UTC, until "
                     f"{end:%Y-%m-%d %H:%M} UTC (then: {ready.then})")
-            self.writer.put(attempt.run_id, Waiting(note))
+            self.writer.put(attempt.run_id, attempt.fence, Waiting(note))
             log.info("run %s waiting: %s", task.name, note,
                      extra={"task": task.name, "slot": attempt.slot.isoformat(),
                             "status": "waiting"})
@@ -351,10 +419,10 @@ class Runner:
         task = attempt.task
         now = self.clock()
         with self._lock:
-            self._inflight.discard(attempt.run_id)
+            self._inflight.pop(attempt.run_id, None)
         duration = time.monotonic() - started
         error = mask_secrets(result.error) if result.error else None
-        self.writer.put(attempt.run_id, Finished(
+        self.writer.put(attempt.run_id, attempt.fence, Finished(
             status, now, rows=result.rows, size=result.bytes, artifacts=result.artifacts,
             result=result.result, error=error,
         ))
@@ -391,6 +459,44 @@ class Runner:
             log.exception("run %s: could not record %d deliveries of run %d", task, len(items),
                           run_id)
 
+    def _gate(self, attempt: _Attempt, what: str) -> str | None:
+        """A worker is about to send, commit or call: only while the claim is ours."""
+        try:
+            if self.writer.gate(attempt.run_id, attempt.fence, self.clock()):
+                return None
+        except Exception as exc:  # cannot confirm the claim: do not risk doing it twice
+            reason = mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return f"could not confirm the run's claim before {what}: {reason}"
+        return refusal(what)
+
+    def _missed_waiting(self, attempt: _Attempt, now: datetime) -> None:
+        """Grace is checked when a run gets its worker, not only when it is claimed: one
+        that waited behind busy workers until past its grace does not start at all."""
+        task = attempt.task
+        waited = now - (attempt.due or attempt.slot)
+        why = (f"waited {_ago(waited)} for a free worker, past its grace of "
+               f"{_ago(task.policy.grace)}")
+        with self._lock:
+            self._inflight.pop(attempt.run_id, None)
+        self.writer.put(attempt.run_id, attempt.fence, Finished("missed", now, error=why))
+        log.warning("run %s missed: slot %s: %s", task.name, attempt.slot.isoformat(), why,
+                    extra={"task": task.name, "slot": attempt.slot.isoformat(),
+                           "status": "missed"})
+        if self.metrics is not None:
+            self.metrics.observe_run(task.name, "missed", 0.0, None, None, now)
+        self._next_of(task.name)
+
+    def _fenced(self, attempt: _Attempt) -> None:
+        """Our claim was taken from us (we were paused or cut off past the lease): the
+        attempt stopped before its side effect, and the row is no longer ours to write."""
+        with self._lock:
+            self._inflight.pop(attempt.run_id, None)
+        log.warning("run %s: slot %s was taken over while this daemon could not renew its "
+                    "lease; attempt %d stopped before its side effect, nothing recorded here",
+                    attempt.task.name, attempt.slot.isoformat(), attempt.number,
+                    extra={"task": attempt.task.name, "slot": attempt.slot.isoformat()})
+        self._next_of(attempt.task.name)
+
     def _notify(self, task: Task, attempt: _Attempt, status: RunStatus, error: str) -> None:
         from dbcron.jobs.mail.delivery import notify_failure
 
@@ -417,7 +523,7 @@ class Runner:
 
     def record(self, task: Task, slot: datetime, trigger: Trigger, status: RunStatus, now: datetime,
                 why: str) -> None:
-        if self.store.runs.record(task.name, slot, trigger, status, now, self._claim(now), why):
+        if self.store.runs.record(task.name, slot, trigger, status, now, self._claim(), why):
             log.warning("run %s %s: slot %s: %s", task.name, status, slot.isoformat(), why,
                         extra={"task": task.name, "slot": slot.isoformat(), "status": status})
             if self.metrics is not None:

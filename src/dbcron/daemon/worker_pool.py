@@ -4,16 +4,27 @@ A thread cannot be stopped, so a stuck query or a sleeping function would
 hold a worker forever; a process can. Workers are started once (spawn, safe
 beside the daemon's threads) and reused; one that overruns its timeout is
 killed, its connections die with it, and a fresh worker replaces it.
+
+Workers die with their daemon, whether or not systemd's KillMode=mixed is
+there to do it: a daemon killed with -9 must not leave attempts running that
+its successor retries. Three guards: the kernel's parent-death signal (Linux),
+a thread that checks the parent is still the daemon, and a deadline past the
+attempt's timeout after which the worker ends itself (a paused daemon cannot
+enforce the timeout).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -21,14 +32,50 @@ from typing import Any
 from dbcron.jobs.types import JobRequest, JobResult
 
 _KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a worker that overran
+_PARENT_CHECK = 0.2  # seconds between a worker's checks that its daemon lives
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_ORPHANED = 70  # a worker's exit status when its daemon is gone
 
 
-def _worker_main(conn: Connection, log_level: str, log_format: str) -> None:
+def die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when the thread that started it ends (the
+    daemon dies); False where there is no such call."""
+    if not sys.platform.startswith("linux"):
+        return False
+    # The process's own symbols include libc's: find_library would run ldconfig per worker.
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0)
+
+
+def _watch_parent(parent: int) -> None:
+    """The check beside the signal: a parent that died before prctl, or a system
+    without it, is noticed within _PARENT_CHECK."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(_ORPHANED)
+        time.sleep(_PARENT_CHECK)
+
+
+def _deadline(seconds: float) -> threading.Timer:
+    """End this worker once the attempt is well past its timeout, should the daemon not
+    be there (paused, stopped) to kill it."""
+    timer = threading.Timer(seconds, os._exit, args=(_ORPHANED,))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _worker_main(conn: Connection, log_level: str, log_format: str, parent: int) -> None:
     # The daemon owns signals: a Ctrl-C in a terminal reaches the whole process
     # group, and the daemon decides whether running work drains or stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    from dbcron.jobs import execute
+    die_with_parent()
+    if os.getppid() != parent:  # the daemon died before the signal was asked for
+        os._exit(_ORPHANED)
+    threading.Thread(target=_watch_parent, args=(parent,), name="dbcron-parent-check",
+                     daemon=True).start()
+    from dbcron.jobs import execute, fence
     from dbcron.logs import configure_logging
 
     # Requests carry the validated Task: unpickling it needs the model (and pydantic).
@@ -38,6 +85,13 @@ def _worker_main(conn: Connection, log_level: str, log_format: str) -> None:
 
     configure_logging(os.environ, log_level, log_format)
 
+    def ask(what: str) -> str | None:
+        conn.send(_Gate(what))
+        answer: str | None = conn.recv()  # EOFError: the daemon is gone, and so are we
+        return answer
+
+    fence.install(ask)
+
     while True:
         try:
             request = conn.recv()
@@ -45,7 +99,17 @@ def _worker_main(conn: Connection, log_level: str, log_format: str) -> None:
             return
         if request is None:
             return
-        conn.send(execute(request))
+        timer = _deadline(request.timeout + 3 * _KILL_GRACE)
+        result = execute(request)
+        timer.cancel()
+        conn.send(result)
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """A worker's question before a side effect (see jobs/fence.py)."""
+
+    what: str
 
 
 @dataclass
@@ -78,7 +142,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child, *self._log),
+            args=(child, *self._log, os.getpid()),
             name="dbcron-worker",
             daemon=True,
         )
@@ -90,8 +154,13 @@ class WorkerPool:
             self._all[process.pid] = worker
         return worker
 
-    def run(self, request: JobRequest, timeout: float) -> JobResult:
-        """Run one attempt in a worker; TimedOut when it overruns, Stopped on a cold stop."""
+    def run(self, request: JobRequest, timeout: float,
+            gatekeeper: Callable[[str], str | None] | None = None) -> JobResult:
+        """Run one attempt in a worker; TimedOut when it overruns, Stopped on a cold stop.
+
+        `gatekeeper` answers the worker's questions before a side effect: None to go
+        on, or why not.
+        """
         while True:
             try:
                 worker = self._idle.get(timeout=0.5)
@@ -101,10 +170,15 @@ class WorkerPool:
                     raise Stopped() from None
         with self._lock:
             self._busy.add(worker.process.pid)
+        deadline = time.monotonic() + timeout
         try:
             worker.conn.send(request)
-            if worker.conn.poll(timeout):
-                result: JobResult = worker.conn.recv()
+            while worker.conn.poll(max(0.0, deadline - time.monotonic())):
+                message = worker.conn.recv()
+                if isinstance(message, _Gate):
+                    worker.conn.send(gatekeeper(message.what) if gatekeeper else None)
+                    continue
+                result: JobResult = message
                 self._release(worker)
                 return result
             self._replace(worker)

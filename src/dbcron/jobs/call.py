@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from dbcron.callables import refusal
+from dbcron.jobs.fence import gate
 from dbcron.jobs.types import JobError, JobRequest, JobResult
 from dbcron.secrets import mask_value
 
@@ -27,6 +28,7 @@ def resolve(path: str) -> Any:
 
 
 def run_call(request: JobRequest) -> JobResult:
+
     task = request.task
     assert task.call is not None  # the model requires it of a call task
     # Before importing: importing a module already runs its code.
@@ -34,6 +36,7 @@ def run_call(request: JobRequest) -> JobResult:
     if refused:
         raise JobError(refused, retryable=False)
     func = resolve(task.call)
+    gate(request, f"calling {task.call}")  # the call is the side effect
     value = func(*task.args, **task.kwargs)
     try:
         json.dumps(value)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from dbcron.jobs.export._files import DIR_MODE
+from dbcron.jobs.fence import gate
 from dbcron.jobs.mail.delivery import attached_names, compose, deliver, mail_domain, recipients
 from dbcron.jobs.mail.send import OutboxMailer, make_message_id, render_default_body
 from dbcron.jobs.types import JobError, JobRequest, JobResult
@@ -64,7 +65,8 @@ def run_pipeline(request: JobRequest) -> JobResult:
 def _run_sql(request: JobRequest, task: Task, env: dict[str, Any]) -> JobResult:
     from dbcron.jobs.query import run_statements
 
-    counts = run_statements(task, env, request.timeout, commit=not request.dry_run)
+    counts = run_statements(task, env, request.timeout, commit=not request.dry_run,
+                            before_commit=lambda: gate(request, "committing"))
     statements = [s for s in task.statements or [] if s.strip()]
     summary = "; ".join(_describe_count(s, n) for s, n in zip(statements, counts, strict=True))
     if request.dry_run:
@@ -136,6 +138,8 @@ def _deliver_channels(request: JobRequest, plan: _Plan, output: _Output, decisio
         mailed_to=len(task.email.to) + len(task.email.cc) if mailed and task.email else 0,
         run_id=request.run_id, attempt=request.attempt,
     )
+    if decision.skip or task.email is None:
+        gate(request, "posting to its channels")  # else the mail passed the gate already
     deliveries = deliver_all(facts)
     posted, error = summarize(deliveries)
     result.summary = "; ".join(filter(None, [result.summary, posted]))
@@ -313,6 +317,7 @@ def _send(
     to = recipients(mail.message)
     # Kept beside the files so `manage-tasks resend` sends this very message again.
     keep_sent(plan.out_dir, request.run_id, "mail.eml", mail.message.as_bytes())
+    gate(request, "sending its mail")
     try:
         deliver(request.settings, mail.message, request.timeout)
     except JobError as exc:

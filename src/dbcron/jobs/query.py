@@ -180,13 +180,15 @@ def run_statements(
     variables: Mapping[str, Any],
     timeout: float,
     commit: bool = True,
+    before_commit: Callable[[], None] | None = None,
 ) -> list[int]:
     """Run a ``sql`` task's statements in one transaction; return each one's rowcount.
 
     Past ``max_rows_affected`` (all statements together) everything is rolled
     back and the run fails. ``commit=False`` (dry run) rolls back in any case,
     so a preview reports what would change without changing it. A rowcount of
-    -1 means the driver does not know (DDL).
+    -1 means the driver does not know (DDL). ``before_commit`` may still refuse the
+    commit by raising (the run's claim was taken over): then it is rolled back.
     """
     from sqlalchemy import text
 
@@ -217,6 +219,8 @@ def run_statements(
                         f"max_rows_affected {cap}: rolled back, nothing was changed",
                         retryable=False,
                     )
+            if commit and before_commit is not None:
+                before_commit()
         except BaseException:
             conn.rollback()
             raise

@@ -42,6 +42,7 @@ class JobRequest:
     trigger: Trigger = "schedule"
     late_by: timedelta | None = None
     run_id: int | None = None
+    fence: int | None = None  # the claim's fencing number, checked before any side effect
     dry_run: bool = False  # build everything, send nothing, record nothing
     out_dir: Path | None = None  # dry run: where the attachments go
     to: tuple[str, ...] = ()  # dry run: mail these addresses instead of the task's

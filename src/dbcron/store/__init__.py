@@ -34,11 +34,12 @@ class Store:
         self.db.dispose()
 
 
-def open_store(url: str, create: bool = True) -> Store:
+def open_store(url: str, create: bool = True, check: bool = False) -> Store:
     """Open (creating or upgrading as needed) the store at `url`.
 
-    With create=False a missing SQLite file is an error instead of a new empty store.
+    With create=False a missing SQLite file is an error instead of a new empty store;
+    with check=True a SQLite file must pass quick_check (a zero-length one never opens).
     """
-    db = Database(url, create)
+    db = Database(url, create, check)
     migrate(db)
     return Store(db)

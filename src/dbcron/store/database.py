@@ -26,10 +26,11 @@ BUSY_TIMEOUT_MS = 30_000
 class Database:
     """An engine plus the two kinds of transaction the store uses."""
 
-    def __init__(self, url: str, create: bool = True) -> None:
+    def __init__(self, url: str, create: bool = True, check: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.engine = _sqlite_engine(url, create) if self.is_sqlite else _server_engine(url)
+        self.engine = (_sqlite_engine(url, create, check) if self.is_sqlite
+                       else _server_engine(url))
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -47,9 +48,10 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_engine(url: str, create: bool) -> Engine:
+def _sqlite_engine(url: str, create: bool, check: bool) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
+        refuse_damaged(Path(database), check)
         if create:
             _create_private_file(Path(database))
         elif not Path(database).exists():
@@ -77,6 +79,39 @@ def _sqlite_engine(url: str, create: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def refuse_damaged(path: Path, check: bool) -> None:
+    """Refuse a store file that is not a sound SQLite database, before anything writes.
+
+    A zero-length file (a failed copy, a full disk) would otherwise silently become
+    a new, empty store, and the tasks seem gone; a damaged one would be written to
+    and fail later with a long traceback. `check` adds SQLite's quick_check (a read
+    of every page: the daemon pays it once at start, the CLI does not).
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # missing: created below, or refused as "no store"
+    advice = ("stop every dbcron process using it and restore the file from your backup "
+              "(or move it away to start a new, empty store)")
+    if size == 0:
+        raise StoreError(f"the store {path} is empty (0 bytes), not a dbcron store: {advice}")
+    if not check:
+        return
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            found = [str(r[0]) for r in conn.execute("PRAGMA quick_check")]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        found = [str(exc)]
+    if found != ["ok"]:
+        first = " ".join(found[0].split())[:200]  # one line, whatever SQLite said
+        raise StoreError(f"the store {path} is damaged (SQLite quick_check: {first}): {advice}")
 
 
 def _create_private_file(path: Path) -> None:

@@ -60,12 +60,24 @@ def _add_column(conn: Connection, table: str, column: str, sql_type: str) -> Non
         conn.execute(text(f'ALTER TABLE {table} ADD COLUMN "{column}" {sql_type}'))
 
 
+def _v5(conn: Connection) -> None:
+    # Fencing: an owner cut off by a pause or a partition must not write or send.
+    _add_column(conn, "runs", "fence", "BIGINT NOT NULL DEFAULT 0")
+    _add_column(conn, "runs", "effect_at", _timestamp(conn))
+
+
+def _timestamp(conn: Connection) -> str:
+    """The column type UtcDateTime gets from create_all on this backend."""
+    return "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
+
+
 # (version, what it changes, step); version 1 was the first schema.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "tasks.schedule: the schedule alone, for list and status", _v2),
     (3, "api_tokens: hashed tokens of the HTTP API; deliveries: the delivery ledger", _v3),
     (4, "sent_results, sent_keys: what was mailed, for send: if_changed and only_new; "
         "run_requests.scheduled_for, trigger: backfill requests", _v4),
+    (5, "runs.fence, runs.effect_at: fencing of claims and side effects", _v5),
 ]
 LATEST = STEPS[-1][0]
 

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from dbcron.store.database import Database
-from dbcron.store.tables import daemons, runs
+from dbcron.store.tables import UtcDateTime, daemons, runs
 from dbcron.vocabulary import (
     FINAL_STATUSES,
     LIVE_STATUSES,
@@ -19,6 +33,10 @@ from dbcron.vocabulary import (
     RunStatus,
     Trigger,
 )
+
+# A fresh claim's fencing number; every change of hands adds one.
+FIRST_FENCE = 1
+AFTER_EFFECT = "; its side effect had begun (mail, commit or call), so it is not retried"
 
 
 @dataclass(frozen=True)
@@ -38,9 +56,12 @@ class RunRow:
     error: str | None
     host: str | None
     pid: int | None
+    fence: int = 0
+    effect_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["fence"], data["effect_at"]  # bookkeeping of the claim, not history
         for key in ("scheduled_for", "started_at", "finished_at"):
             data[key] = data[key].isoformat() if data[key] else None
         return data
@@ -72,32 +93,39 @@ def _run(r: Any) -> RunRow:
         error=r.error,
         host=r.host,
         pid=r.pid,
+        fence=r.fence,
+        effect_at=r.effect_at,
     )
 
 
 @dataclass(frozen=True)
 class Claim:
-    """Who is claiming a slot, and until when its claim holds without a heartbeat."""
+    """Who is claiming a slot (its owner), and how long the claim holds without renewal."""
 
     host: str
     pid: int
     daemon_id: str | None
-    lease_until: datetime | None
+    lease: timedelta | None
+
+
+def _real_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class Started:
-    """An attempt of a claimed run begins (a retry starts a new attempt on the same row)."""
+    """An attempt of a claimed run begins (a retry starts a new attempt on the same row).
+
+    The lease is the claim's, renewed by the heartbeat on the store's clock."""
 
     attempt: int
     at: datetime
-    lease_until: datetime | None
     claim: Claim
 
     def columns(self) -> dict[str, Any]:
         return {
             "status": "running", "attempt": self.attempt, "started_at": self.at,
-            "finished_at": None, "error": None, "lease_until": self.lease_until,
+            "finished_at": None, "error": None,
             "host": self.claim.host, "pid": self.claim.pid, "daemon_id": self.claim.daemon_id,
         }
 
@@ -143,35 +171,93 @@ class Waiting:
         return {"status": "waiting", "error": printable(self.note)}
 
 
-# Every change of a claimed run row is one of these; `RunRepo.update_many` writes them.
+# Every change of a claimed run row is one of these; `RunRepo.write_batch` writes them,
+# each only while the row still carries the writer's fencing number.
 RunUpdate = Started | Finished | Noted | Waiting
 
 
 class RunRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._server_clock = db.engine.dialect.name == "postgresql"
 
-    def claim(self, task: str, slot: datetime, trigger: Trigger, claim: Claim) -> int | None:
+    def clock(self, now: datetime | None, ahead: timedelta | None = None) -> Any:
+        """The store's time as SQL: leases compare against it, never against a host's.
+
+        Hosts sharing a PostgreSQL store drift apart (90 s is enough for one to take
+        another's live run for dead); the server's now() is one clock for all. A
+        SQLite store has one host, whose clock (`now`, injectable) is used.
+        """
+        if self._server_clock:
+            server = func.timezone("UTC", func.now(), type_=DateTime)
+            return server + ahead if ahead is not None else server
+        when = (now or _real_now()) + (ahead or timedelta(0))
+        return literal(when, UtcDateTime)
+
+    def _lease(self, claim: Claim, now: datetime | None) -> Any:
+        return self.clock(now, claim.lease) if claim.lease is not None else None
+
+    def claim(self, task: str, slot: datetime, trigger: Trigger, claim: Claim,
+              now: datetime | None = None) -> int | None:
         """Insert the slot's run row as running; None when the slot was claimed already."""
-        return self.claim_many([(task, slot, trigger)], claim).get((task, slot))
+        return self.claim_many([(task, slot, trigger)], claim, now).get((task, slot))
 
     def claim_many(
-        self, slots: list[tuple[str, datetime, Trigger]], claim: Claim
-    ) -> dict[tuple[str, datetime], int]:
+        self, slots: list[tuple[str, datetime, Trigger]], claim: Claim, now: datetime | None = None,
+        exclusive: Collection[str] = (),
+    ) -> dict[tuple[str, datetime], int | None]:
         """Claim many (task, slot, trigger) at once: one statement, one transaction.
 
         The unique (task, slot) key decides: a slot another daemon (or an earlier
         attempt) holds is skipped by ON CONFLICT DO NOTHING and missing from the
         result. A burst of 1,000 due slots costs one round trip instead of 1,000.
+
+        A task in `exclusive` (overlap: skip) is not claimed while any run of it is
+        going, on any daemon: its slot maps to None. The check and the claim are
+        one transaction, serialised per task (SQLite: the one write lock;
+        PostgreSQL: an advisory lock per task name), so two daemons cannot both
+        see the task idle and start it.
         """
         if not slots:
             return {}
+        blocked: set[str] = set()
+        names = sorted({task for task, _, _ in slots} & set(exclusive))
+        with self.db.write() as conn:
+            if names:
+                blocked = self._busy(conn, names, claim.daemon_id)
+            result: dict[tuple[str, datetime], int | None] = {
+                (task, slot): None for task, slot, _ in slots if task in blocked
+            }
+            free = [s for s in slots if s[0] not in blocked]
+            if free:
+                result.update(self._insert_claims(conn, free, claim, now))
+            return result
+
+    def _busy(self, conn: Connection, names: list[str], owner: str | None) -> set[str]:
+        """Tasks with a run going on another daemon (our own runs the caller knows
+        better: their finish may still sit in its write queue)."""
+        if self._server_clock:
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(727101, k) FROM (SELECT DISTINCT "
+                     "hashtext(t) AS k FROM unnest(CAST(:names AS text[])) AS t ORDER BY k) s"),
+                {"names": names},
+            )
+        query = select(runs.c.task).distinct().where(and_(
+            runs.c.task.in_(names), runs.c.status.in_(LIVE_STATUSES),
+            runs.c.daemon_id.is_distinct_from(owner),
+        ))
+        return {r.task for r in conn.execute(query)}
+
+    def _insert_claims(
+        self, conn: Connection, slots: list[tuple[str, datetime, Trigger]], claim: Claim,
+        now: datetime | None,
+    ) -> dict[tuple[str, datetime], int]:
         rows = [
             {
                 "task": task, "scheduled_for": slot, "trigger": trigger, "status": "running",
                 # started_at is set when a worker takes the attempt (a queued slot waits).
                 "attempt": 1, "host": claim.host, "pid": claim.pid,
-                "daemon_id": claim.daemon_id, "lease_until": claim.lease_until,
+                "daemon_id": claim.daemon_id, "fence": FIRST_FENCE,
             }
             for task, slot, trigger in slots
         ]
@@ -180,18 +266,21 @@ class RunRepo:
         upsert = postgresql.insert if self.db.engine.dialect.name == "postgresql" else sqlite.insert
         statement = (
             upsert(runs)
+            .values(lease_until=self._lease(claim, now))
             .on_conflict_do_nothing(index_elements=["task", "scheduled_for"])
             .returning(runs.c.id, runs.c.task, runs.c.scheduled_for)
         )
-        with self.db.write() as conn:
-            return {(r.task, r.scheduled_for): r.id for r in conn.execute(statement, rows)}
+        return {(r.task, r.scheduled_for): r.id for r in conn.execute(statement, rows)}
 
-    def reopen(self, task: str, slot: datetime, trigger: Trigger, claim: Claim) -> int | None:
-        """Claim a slot again whose run ended without success (a backfill), in place.
+    def reopen(self, task: str, slot: datetime, trigger: Trigger, claim: Claim,
+               now: datetime | None = None) -> tuple[int, int] | None:
+        """Claim a slot again whose run ended without success (a backfill), in place:
+        its (run id, new fencing number), or None.
 
         One UPDATE guarded by the status: of two daemons only one reopens it, and a
         slot that succeeded (or is running) is never touched. The row's earlier
-        failure is replaced by the new attempt's outcome.
+        failure is replaced by the new attempt's outcome; the fence moves on, so a
+        writer of the old attempt changes nothing.
         """
         statement = (
             update(runs)
@@ -200,12 +289,12 @@ class RunRepo:
             .values(trigger=trigger, status="running", attempt=1, started_at=None,
                     finished_at=None, rows=None, bytes=None, artifacts=None, result=None,
                     error=None, host=claim.host, pid=claim.pid, daemon_id=claim.daemon_id,
-                    lease_until=claim.lease_until)
-            .returning(runs.c.id)
+                    lease_until=self._lease(claim, now), fence=runs.c.fence + 1, effect_at=None)
+            .returning(runs.c.id, runs.c.fence)
         )
         with self.db.write() as conn:
-            found = conn.execute(statement).scalar()
-        return int(found) if found is not None else None
+            found = conn.execute(statement).first()
+        return (int(found.id), int(found.fence)) if found is not None else None
 
     def record(
         self, task: str, slot: datetime, trigger: Trigger, status: RunStatus, now: datetime,
@@ -230,54 +319,134 @@ class RunRepo:
         except IntegrityError:
             return None
 
-    def update_many(self, updates: list[tuple[int, RunUpdate]]) -> None:
-        """Apply (run id, update) pairs in one transaction, in order for each run.
+    def update_many(self, updates: list[tuple[int, int, RunUpdate]]) -> None:
+        """Apply (run id, fence, update) triples; see write_batch."""
+        self.write_batch(updates, [])
 
-        Updates of different runs commute, so they go in layers (each run's first
-        update, then its second...) and same-shaped ones in one executemany: a
-        burst of 1,000 finishing runs is a few statements, not 1,000.
+    def write_batch(
+        self, updates: list[tuple[int, int, RunUpdate]], gates: list[tuple[int, int]],
+        now: datetime | None = None,
+    ) -> set[int]:
+        """Apply (run id, fence, update) changes in one transaction, in order for each run.
+
+        An update only lands while the row still carries its fencing number: once the
+        run was interrupted or taken over, a late writer (a daemon resumed after a
+        pause) changes nothing. Updates of different runs commute, so they go in
+        layers (each run's first update, then its second...) and same-shaped ones in
+        one executemany: a burst of 1,000 finishing runs is a few statements, not 1,000.
+
+        `gates` (run id, fence) are side-effect gates (see pass_gate) taken in the same
+        transaction, after the updates; returns the run ids whose gate opened.
         """
-        layers: list[list[tuple[int, dict[str, Any]]]] = []
+        layers: list[list[tuple[int, int, dict[str, Any]]]] = []
         depth: dict[int, int] = {}
-        for run_id, change in updates:
+        for run_id, fence, change in updates:
             level = depth.get(run_id, 0)
             depth[run_id] = level + 1
             if level == len(layers):
                 layers.append([])
-            layers[level].append((run_id, change.columns()))
+            layers[level].append((run_id, fence, change.columns()))
         with self.db.write() as conn:
             for layer in layers:
                 shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-                for run_id, values in layer:
-                    params = {f"v_{k}": v for k, v in values.items()} | {"v_id": run_id}
-                    shapes.setdefault(tuple(sorted(values)), []).append(params)
+                for run_id, fence, values in layer:
+                    params = {f"v_{k}": v for k, v in values.items()}
+                    shapes.setdefault(tuple(sorted(values)), []).append(
+                        params | {"v_id": run_id, "v_fence": fence})
                 for keys, params_list in shapes.items():
                     statement = (
                         update(runs)
-                        .where(runs.c.id == bindparam("v_id"))
+                        .where(and_(runs.c.id == bindparam("v_id"),
+                                    runs.c.fence == bindparam("v_fence")))
                         .values({k: bindparam(f"v_{k}") for k in keys})
                     )
                     conn.execute(statement, params_list)
+            return {run_id for run_id, fence in gates
+                    if conn.execute(self._gate(run_id, fence, now)).rowcount == 1}
 
-    def renew_leases(self, run_ids: list[int], until: datetime) -> None:
-        """Extend the leases of the runs this process has in flight (and only those)."""
+    def renew_leases(self, held: list[tuple[int, int]], lease: timedelta,
+                     now: datetime | None = None) -> None:
+        """Extend the leases of the (run id, fence) this process holds, and only while it
+        still holds them: a run taken over meanwhile keeps its new owner's lease."""
+        if not held:
+            return
+        statement = (
+            update(runs)
+            .where(and_(runs.c.id == bindparam("h_id"), runs.c.fence == bindparam("h_fence"),
+                        runs.c.status.in_(LIVE_STATUSES)))
+            .values(lease_until=self.clock(now, lease))
+        )
         with self.db.write() as conn:
-            for k in range(0, len(run_ids), 500):
-                conn.execute(
-                    update(runs)
-                    .where(and_(runs.c.id.in_(run_ids[k : k + 500]),
-                                runs.c.status.in_(LIVE_STATUSES)))
-                    .values(lease_until=until)
-                )
+            conn.execute(statement, [{"h_id": i, "h_fence": f} for i, f in held])
+
+    def take_over(self, run_id: int, fence: int, claim: Claim,
+                  now: datetime | None = None) -> int | None:
+        """Make an interrupted run ours for its next attempt; the new fencing number, or
+        None when someone else changed the row since we saw it at `fence`."""
+        statement = (
+            update(runs)
+            .where(and_(runs.c.id == run_id, runs.c.fence == fence,
+                        runs.c.status == "interrupted"))
+            .values(status="running", fence=runs.c.fence + 1, finished_at=None, effect_at=None,
+                    host=claim.host, pid=claim.pid, daemon_id=claim.daemon_id,
+                    lease_until=self._lease(claim, now))
+            .returning(runs.c.fence)
+        )
+        with self.db.write() as conn:
+            row = conn.execute(statement).first()
+        return int(row.fence) if row is not None else None
+
+    def start_exclusive(self, run_id: int, fence: int, task: str, owner: str | None,
+                        now: datetime | None = None) -> bool:
+        """Mark a claimed run started unless another daemon's run of the task has started
+        and not ended (overlap: queue across daemons); False: wait and ask again.
+
+        Serialised per task like the claim of an overlap: skip slot, so two daemons
+        whose queued runs wait on the same one cannot both start when it ends.
+        """
+        other = runs.alias("other")
+        going = select(other.c.id).where(and_(
+            other.c.task == task, other.c.status == "running", other.c.started_at.is_not(None),
+            other.c.id != run_id, other.c.daemon_id.is_distinct_from(owner),
+        )).exists()
+        statement = (
+            update(runs)
+            .where(and_(runs.c.id == run_id, runs.c.fence == fence, ~going))
+            .values(started_at=literal(now or _real_now(), UtcDateTime))
+        )
+        with self.db.write() as conn:
+            if self._server_clock:
+                conn.execute(text("SELECT pg_advisory_xact_lock(727101, hashtext(:t))"),
+                             {"t": task})
+            return bool(conn.execute(statement).rowcount == 1)
+
+    def pass_gate(self, run_id: int, fence: int, now: datetime | None = None) -> bool:
+        """The step before a side effect: True when the run is still ours (and, on a
+        shared store, its lease holds by the store's clock), and then marked as past its
+        side effect.
+
+        One conditional UPDATE: an interrupt either lands first (and we stop) or
+        after (and sees effect_at, so it does not retry what may have been done).
+        A SQLite store has one daemon, whose restart moves the fence on; its
+        leases follow the daemon's clock, which a worker cannot see.
+        """
+        return run_id in self.write_batch([], [(run_id, fence)], now)
+
+    def _gate(self, run_id: int, fence: int, now: datetime | None) -> Any:
+        store_now = self.clock(now)
+        ours = and_(runs.c.id == run_id, runs.c.fence == fence, runs.c.status == "running")
+        if self._server_clock:
+            ours = and_(ours, runs.c.lease_until.is_(None) | (runs.c.lease_until > store_now))
+        return update(runs).where(ours).values(effect_at=store_now)
 
     def interrupt_expired(self, now: datetime, note: str) -> list[RunRow]:
-        """Runs whose lease ran out (their process died) become interrupted.
+        """Runs whose lease ran out (by the store's clock) become interrupted.
 
         One UPDATE ... RETURNING: when two daemons look at once, each stale run
         is returned to exactly one of them, which alone may retry it.
         """
-        return self._interrupt(and_(runs.c.status.in_(LIVE_STATUSES), runs.c.lease_until < now),
-                               now, note)
+        return self._interrupt(and_(runs.c.status.in_(LIVE_STATUSES),
+                                    runs.c.lease_until < self.clock(now)), now, note)
 
     def interrupt_orphans(self, alive_daemon: str, now: datetime, note: str) -> list[RunRow]:
         """Runs of every other registered daemon: with the SQLite store lock held, those
@@ -294,10 +463,14 @@ class RunRepo:
         ))
 
     def _interrupt(self, where: Any, now: datetime, note: str) -> list[RunRow]:
+        # The fence moves on: whatever the old owner still writes or sends is refused.
+        error = case((runs.c.effect_at.is_(None), literal(note)),
+                     else_=literal(note + AFTER_EFFECT))
         statement = (
             update(runs)
             .where(where)
-            .values(status="interrupted", finished_at=now, error=note, lease_until=None)
+            .values(status="interrupted", finished_at=now, error=error, lease_until=None,
+                    fence=runs.c.fence + 1)
             .returning(*runs.c)
         )
         with self.db.write() as conn:

@@ -93,6 +93,13 @@ runs = Table(
     Column("daemon_id", String(36)),
     # A running run whose lease passed belongs to a dead daemon and becomes interrupted.
     Column("lease_until", UtcDateTime),
+    # The claim's fencing number (v3): bumped whenever the row changes hands (an interrupt,
+    # a retry's take-over), so a paused or cut-off owner's writes and side effects match
+    # no row. daemon_id is the claim's owner.
+    Column("fence", BigInteger, nullable=False, server_default="0"),
+    # When the current attempt passed its side-effect gate (v3): past it, a mail may be
+    # out or a commit made, so an interrupted attempt is not retried.
+    Column("effect_at", UtcDateTime),
     # The slot's claim: a retry, a restart or a second daemon cannot run it again.
     UniqueConstraint("task", "scheduled_for", name="uq_runs_task_slot"),
     Index("ix_runs_status", "status"),

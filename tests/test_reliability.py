@@ -107,7 +107,7 @@ def report(directory: Path, name: str, seconds: int, **policy: Any) -> Path:
     """A report whose query takes `seconds` on PostgreSQL, then mails boss@."""
     path = write_task(
         directory, name, kind="report", call=None, schedule=ONCE,
-        policy={"timeout": "60s", **policy}, source="${SRC}",
+        policy={"timeout": "60s", **policy}, source="src",
         query=f"SELECT 1 AS x FROM pg_sleep({seconds})",
         export={"formats": ["csv"]}, email={"to": ["boss@example.com"]},
     )
@@ -158,7 +158,7 @@ def test_a_killed_daemons_report_is_retried_once_and_mailed_once(
 ) -> None:
     """Killed mid-query (before its side effect): the restarted daemon retries the slot,
     and the old worker, dead with its daemon, does not mail as well."""
-    env = {"SRC": pg_url, "DBCRON_SMTP_HOST": "127.0.0.1",
+    env = {"DBCRON_SOURCE_SRC": pg_url, "DBCRON_SMTP_HOST": "127.0.0.1",
            "DBCRON_SMTP_PORT": str(smtp_server.port)}
     assert run_cli("apply", str(report(tmp_path / "t", "rep", 3, retries=1)),
                    **env).exit_code == 0
@@ -184,7 +184,7 @@ def test_a_killed_daemons_report_is_retried_once_and_mailed_once(
 def test_a_paused_daemon_is_fenced_off_and_sends_nothing(
     run_cli: Cli, procs: Any, tmp_path: Path, pg_url: str, smtp_server: SmtpTestServer
 ) -> None:
-    env = {"DBCRON_STORE": pg_url, "DBCRON_LEASE_SECONDS": "3", "SRC": pg_url,
+    env = {"DBCRON_STORE": pg_url, "DBCRON_LEASE_SECONDS": "3", "DBCRON_SOURCE_SRC": pg_url,
            "DBCRON_SMTP_HOST": "127.0.0.1", "DBCRON_SMTP_PORT": str(smtp_server.port)}
     assert run_cli("apply", str(report(tmp_path / "t", "rep", 8, retries=1)),
                    **env).exit_code == 0

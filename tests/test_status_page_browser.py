@@ -44,6 +44,8 @@ def browser() -> Iterator[Any]:
     # Both paths given: Selenium Manager has nothing to look up or download.
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(20)
+    # Each button posts a form: the next page's elements are looked for until it is in.
+    driver.implicitly_wait(10)
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)

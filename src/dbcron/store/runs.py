@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     text,
     update,
@@ -372,8 +373,9 @@ class RunRepo:
             return
         statement = (
             update(runs)
+            # Spelled out: an IN list expands per execution, which executemany refuses.
             .where(and_(runs.c.id == bindparam("h_id"), runs.c.fence == bindparam("h_fence"),
-                        runs.c.status.in_(LIVE_STATUSES)))
+                        or_(*(runs.c.status == s for s in LIVE_STATUSES))))
             .values(lease_until=self.clock(now, lease))
         )
         with self.db.write() as conn:

@@ -88,6 +88,16 @@ def mariadb_url() -> Iterator[str]:
     conn.close()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_engines() -> Iterator[None]:
+    """Source engines are cached per URL; the test databases are dropped after each test,
+    so no pooled connection may outlive one."""
+    yield
+    from dbcron.jobs.query import dispose_engines
+
+    dispose_engines()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The contract suite runs every store test on both backends."""
@@ -156,6 +166,12 @@ def make_settings(tmp_path: Path, server: Any = None, **over: Any) -> Settings:
         values.update(smtp_host=server.host, smtp_port=server.port)
     values.update(over)
     return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, smtp_server: Any) -> Settings:
+    """Job settings delivering to the test's real SMTP server."""
+    return make_settings(tmp_path, smtp_server)
 
 
 def write_task(directory: Path, name: str, **overrides: Any) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import sqlalchemy as sa
 
 from conftest import make_settings
 from dbcron.jobs import execute
-from dbcron.jobs.query import dispose_engines
 from dbcron.jobs.types import JobRequest, JobResult
 from dbcron.model import Task
 from dbcron.settings import Settings
@@ -26,15 +24,6 @@ MANAGERS = [f"manager{i:02d}@example.com" for i in range(50)]
 BAD = ["not-an-address", None, "two@example.com, three@example.com"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_engines() -> Iterator[None]:
-    yield
-    dispose_engines()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, smtp_server: SmtpTestServer) -> Settings:
-    return make_settings(tmp_path, smtp_server)
 
 
 def fill_orders(url: str) -> int:

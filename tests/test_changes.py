@@ -8,7 +8,6 @@ PostgreSQL, including the upgrade of a version-2 store.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from daemon_proc import DaemonProcess, wait_for
 from dbcron.errors import InvalidTask
 from dbcron.jobs import execute
 from dbcron.jobs.changes import fingerprint, key_hash, row_hash
-from dbcron.jobs.query import dispose_engines
 from dbcron.jobs.types import JobRequest, JobResult
 from dbcron.model import Task
 from dbcron.settings import Settings
@@ -33,11 +31,6 @@ from smtp_server import SmtpTestServer
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
-
-@pytest.fixture(autouse=True)
-def _fresh_engines() -> Iterator[None]:
-    yield
-    dispose_engines()
 
 
 def test_fingerprint_ignores_row_order_but_not_content() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ import pytest
 
 from conftest import make_settings
 from dbcron.jobs.deliver import RunFacts, deliver_all, idempotency_key
-from dbcron.jobs.query import dispose_engines
 from dbcron.model import Task
 from dbcron.settings import Settings
 from smtp_server import SmtpTestServer
@@ -24,15 +22,6 @@ from webhook_server import WebhookServer
 SECRET = "hmac-secret-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_engines() -> Iterator[None]:
-    yield
-    dispose_engines()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, smtp_server: SmtpTestServer) -> Settings:
-    return make_settings(tmp_path, smtp_server)
 
 
 @pytest.fixture

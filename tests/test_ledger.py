@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +11,9 @@ import sqlalchemy as sa
 import yaml
 
 from conftest import Cli
-from dbcron.jobs.query import dispose_engines
 from smtp_server import SmtpTestServer
 from test_pipeline import fill_sales
 from webhook_server import WebhookServer
-
-
-@pytest.fixture(autouse=True)
-def _fresh_engines() -> Iterator[None]:
-    yield
-    dispose_engines()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
@@ -29,7 +28,6 @@ from conftest import make_settings
 from dbcron.jobs import execute
 from dbcron.jobs.mail.delivery import notify_failure
 from dbcron.jobs.mail.send import make_message_id
-from dbcron.jobs.query import dispose_engines
 from dbcron.jobs.types import JobRequest, JobResult
 from dbcron.model import Task
 from dbcron.settings import Settings
@@ -42,15 +40,6 @@ ROWS = 120
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_engines() -> Iterator[None]:
-    yield
-    dispose_engines()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, smtp_server: SmtpTestServer) -> Settings:
-    return make_settings(tmp_path, smtp_server)
 
 
 def fill_sales(url: str, rows: int = ROWS) -> str:

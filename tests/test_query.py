@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from dbcron.jobs.query import dispose_engines, expand_source, run_statements, stream_query
+from dbcron.jobs.query import expand_source, run_statements, stream_query
 from dbcron.jobs.types import JobError
 from dbcron.model import Task
 from smtp_server import free_port
@@ -22,12 +21,6 @@ SLEEP = {
     "mysql": "SELECT SLEEP(5)",
 }
 
-
-@pytest.fixture(autouse=True)
-def _fresh_engines() -> Iterator[None]:
-    # The test databases are dropped after each test: no pooled connection may outlive them.
-    yield
-    dispose_engines()
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])

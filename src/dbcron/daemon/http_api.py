@@ -356,10 +356,7 @@ class HttpServer:
         return host, self._server.server_address[1]
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        from dbcron.daemon.metrics import stop_serving
+
+        stop_serving(self._server, self._thread)
+        self._server = self._thread = None

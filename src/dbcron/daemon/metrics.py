@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from http.server import HTTPServer
     from wsgiref.simple_server import WSGIServer
 
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -199,10 +200,14 @@ class Metrics:
     def stop(self) -> None:
         """Mark the daemon down and close the listening socket."""
         self.up.set(0)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        stop_serving(self._server, self._thread)
+        self._server = self._thread = None
+
+
+def stop_serving(server: HTTPServer | None, thread: threading.Thread | None) -> None:
+    """Stop a server running on its own thread (metrics, the HTTP API) and wait for it."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    if thread is not None:
+        thread.join(timeout=5)

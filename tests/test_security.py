@@ -489,7 +489,7 @@ def test_another_user_cannot_hold_the_daemon_lock(tmp_path: Path) -> None:
     import subprocess
     import tempfile
 
-    from dbcron.daemon.lifecycle import _lock
+    from dbcron.daemon.lock_file import hold
 
     if not Path("/usr/bin/python3").exists():
         pytest.skip("no /usr/bin/python3 to run as another user")
@@ -498,7 +498,7 @@ def test_another_user_cannot_hold_the_daemon_lock(tmp_path: Path) -> None:
     try:
         shared.chmod(0o755)
         pidfile = shared / "dbcron.pid"
-        os.close(_lock(pidfile, "test"))
+        os.close(hold(pidfile, "test"))
         grab = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
                 "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)")
         # The system interpreter: the test's own may sit where nobody cannot reach.
@@ -513,13 +513,14 @@ def test_another_user_cannot_hold_the_daemon_lock(tmp_path: Path) -> None:
 
 @needs_root
 def test_a_lock_file_made_by_another_user_is_refused(tmp_path: Path) -> None:
-    from dbcron.daemon.lifecycle import DaemonError, _lock
+    from dbcron.daemon.lock_file import hold
+    from dbcron.errors import DaemonError
 
     pidfile = tmp_path / "dbcron.pid"
     pidfile.touch()
     os.chown(pidfile, 65534, 65534)
     with pytest.raises(DaemonError, match=r"belongs to uid 65534, not to this user \(uid 0\)"):
-        _lock(pidfile, "test")
+        hold(pidfile, "test")
 
 
 # --- 4. read-only reports have no side effects --------------------------------------------

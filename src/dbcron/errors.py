@@ -42,3 +42,7 @@ class TemplateError(DbcronError):
 
     Trying again renders it the same way, so a run does not retry it.
     """
+
+
+class DaemonError(DbcronError):
+    """The daemon cannot start (another one holds the store, the store cannot open)."""

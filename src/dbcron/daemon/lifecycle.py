@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import queue
@@ -29,10 +28,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from dbcron.daemon.catchup import plan_catchup, too_late
+from dbcron.daemon.lock_file import hold
 from dbcron.daemon.runner import Identity, Runner
 from dbcron.daemon.sdnotify import Notifier, watchdog_interval
 from dbcron.daemon.worker_pool import WorkerPool
-from dbcron.errors import DbcronError, StoreError
+from dbcron.errors import DaemonError, StoreError
 from dbcron.model import Task
 from dbcron.schedule import ScheduleSpec, fires_between, next_fire
 from dbcron.settings import Settings
@@ -57,10 +57,6 @@ LATE_AFTER = timedelta(seconds=2)
 HOUSEKEEPING_EVERY = timedelta(days=1)
 
 
-class DaemonError(DbcronError):
-    """The daemon cannot start (another one holds the store, the store cannot open)."""
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -70,41 +66,6 @@ class _Loaded:
     digest: str
     task: Task
     spec: ScheduleSpec
-
-
-def _lock(path: Path, what: str) -> int:
-    """Hold an exclusive lock on `path` for the daemon's life; it says who holds it.
-
-    The file is 0600 and must belong to this user: flock needs only an open file,
-    so another local user who could open it (a 0644 pidfile) or who made it
-    (in a directory open to them) could hold the lock and keep the daemon from
-    starting.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise DaemonError(f"cannot open the lock file {path}: {exc.strerror}") from None
-    owner = os.fstat(fd).st_uid
-    if owner != os.geteuid():
-        os.close(fd)
-        raise DaemonError(
-            f"the lock file {path} belongs to uid {owner}, not to this user (uid "
-            f"{os.geteuid()}): another user could hold it; remove it and start again"
-        )
-    os.fchmod(fd, 0o600)  # one made 0644 by an older version
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise DaemonError(
-            f"another scheduler-daemon (pid {holder}) is already running on {what}; "
-            "stop it first (one daemon per SQLite store)"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
 
 
 class Daemon:
@@ -180,10 +141,10 @@ class Daemon:
 
     def start(self) -> None:
         settings = self.settings
-        self._locks.append(_lock(settings.pidfile, f"state directory {settings.state_dir}"))
+        self._locks.append(hold(settings.pidfile, f"state directory {settings.state_dir}"))
         if settings.store.startswith("sqlite:///"):
             db_path = Path(settings.store.removeprefix("sqlite:///"))
-            self._locks.append(_lock(db_path.with_name(db_path.name + ".lock"),
+            self._locks.append(hold(db_path.with_name(db_path.name + ".lock"),
                                      f"store {db_path}"))
         if self.metrics is not None and settings.metrics_address:
             # After the locks: a second daemon says who holds the store, not "port in use".

@@ -57,6 +57,22 @@ def need_tool(command: str, package: str) -> str:
     pytest.skip(message)
 
 
+def libreoffice(tmp_path: Path, path: Path, *options: str, utf8_locale: bool = False) -> Path:
+    """Convert `path` with headless LibreOffice as a user would open it; returns the output
+    directory. A profile of its own, so tests never share (or wait on) one."""
+    import subprocess
+
+    soffice = need_tool("soffice", "libreoffice-calc-nogui")
+    out = tmp_path / "out"
+    env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"} if utf8_locale else None
+    subprocess.run(
+        [soffice, f"-env:UserInstallation=file://{tmp_path / 'profile'}", "--headless",
+         *options, "--outdir", str(out), str(path)],
+        check=True, capture_output=True, timeout=180, env=env,
+    )
+    return out
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""

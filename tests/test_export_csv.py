@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
-import subprocess
 import uuid
 import zoneinfo
 from decimal import Decimal
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_tool
+from conftest import libreoffice
 from dbcron.cells import parse_format
 from dbcron.jobs.export import ColumnStyle, ExportOptions, open_writer, safe_filename
 
@@ -170,31 +168,14 @@ def test_libreoffice_import_reads_the_bom_file_as_text_and_numbers(tmp_path: Pat
     (Headless LibreOffice 7.4 does not itself look at a BOM, unlike Excel, which is
     why the default is a BOM *and* UTF-8 rather than another encoding.)
     """
-    soffice = need_tool("soffice", "libreoffice-calc-nogui")
     writer = open_writer("csv", tmp_path / "cities.csv", ["city", "total"], OPTIONS)
     writer.write([("Zürich", 1792.3900000000008), ("Москва", 2.5), ("東京", 3)])
-    path = writer.close()
-    profile = tmp_path / "profile"
-    subprocess.run(
-        [
-            soffice,
-            f"-env:UserInstallation=file://{profile}",
-            "--headless",
-            "--infilter=Text - txt - csv (StarCalc):44,34,0,1",
-            "--convert-to",
-            "xlsx",
-            "--outdir",
-            str(tmp_path / "out"),
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=180,
-        env={**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"},
-    )
+    out = libreoffice(tmp_path, writer.close(),
+                      "--infilter=Text - txt - csv (StarCalc):44,34,0,1", "--convert-to", "xlsx",
+                      utf8_locale=True)
     import openpyxl
 
-    sheet = openpyxl.load_workbook(tmp_path / "out" / "cities.xlsx").active
+    sheet = openpyxl.load_workbook(out / "cities.xlsx").active
     assert sheet is not None
     assert [[c.value for c in row] for row in sheet.iter_rows()] == [
         ["city", "total"],

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import subprocess
 import uuid
 import zipfile
 import zoneinfo
@@ -14,6 +12,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from conftest import libreoffice
 from dbcron.cells import parse_format
 from dbcron.jobs.export import ColumnStyle, ExportOptions, open_writer
 from dbcron.jobs.export.xlsx import (
@@ -190,30 +189,12 @@ def test_sheet_title_is_legal() -> None:
     assert sheet_title("''", 1) == "Report"
 
 
-@pytest.mark.skipif(
-    shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed"
-)
 def test_libreoffice_converts_our_file(tmp_path: Path) -> None:
     rows = [_row(i) for i in range(1, 201)]
     rows[0] = (1, "Привет, Ελληνικά", *rows[0][2:])
     path = _write(tmp_path / "lo.xlsx", rows)
-    profile = tmp_path / "profile"
-    subprocess.run(
-        [
-            "soffice",
-            f"-env:UserInstallation=file://{profile}",
-            "--headless",
-            "--convert-to",
-            "csv:Text - txt - csv (StarCalc):44,34,76",
-            "--outdir",
-            str(tmp_path / "out"),
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    lines = (tmp_path / "out" / "lo.csv").read_text(encoding="utf-8").splitlines()
+    out = libreoffice(tmp_path, path, "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76")
+    lines = (out / "lo.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == ",".join(COLUMNS)
     assert lines[1].startswith('1,"Привет, Ελληνικά",1.5,1.25,2026-01-02,')
     assert len(lines) == 201

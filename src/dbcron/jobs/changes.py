@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from dbcron.store.sent_results import RowHashes
 
 _MOD = 2**128
-# Rows a mail's change counts cover: their hashes cost about 200 bytes a row while the
-# run lasts (about 20 MB here, see docs/benchmarks.md); a larger result is "changed".
+# Rows a mail's change counts cover. A run holds its rows' hashes (160 to 190 bytes a
+# row) and, to count, the last mail's: about 40 MB at the limit (docs/benchmarks.md).
+# A larger result is mailed as "changed" without counts, at the fingerprint's flat cost.
 MAX_TRACKED_ROWS = 100_000
 
 

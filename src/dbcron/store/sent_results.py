@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from sqlalchemy import delete, func, insert, select
 
@@ -64,16 +65,17 @@ class SentResultRepo:
                now: datetime, row_hashes: RowHashes | None = None) -> None:
         """The result just mailed replaces the last one; `row_hashes` None: too many rows
         to keep one by one, so the next mail says it changed without counts."""
-        values = [{"task": task, "row_hash": h, "key_hash": k, "copies": n}
-                  for h, (k, n) in (row_hashes or {}).items()]
+        items = iter((row_hashes or {}).items())
         with self.db.write() as conn:
             conn.execute(delete(sent_results).where(sent_results.c.task == task))
             conn.execute(delete(sent_rows).where(sent_rows.c.task == task))
             conn.execute(insert(sent_results).values(
                 task=task, fingerprint=fingerprint, rows=rows, scheduled_for=slot,
                 delivered_at=now))
-            for start in range(0, len(values), _CHUNK):
-                conn.execute(insert(sent_rows), values[start:start + _CHUNK])
+            # A chunk's parameters at a time: 100,000 rows as dicts at once would be 20 MB.
+            while chunk := [{"task": task, "row_hash": h, "key_hash": k, "copies": n}
+                            for h, (k, n) in islice(items, _CHUNK)]:
+                conn.execute(insert(sent_rows), chunk)
 
     def known_keys(self, task: str) -> set[int]:
         with self.db.read() as conn:

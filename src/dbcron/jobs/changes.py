@@ -176,21 +176,19 @@ class ChangeTracker:
                     self.new_keys.add(h)
                     kept.append(row)
             batch = kept
+        tracked = self.row_hashes
         for row in batch:
             full = row_hash(row)
             self.row_sum = (self.row_sum + full) % _MOD
-            if self.row_hashes is not None:
-                self._track(short_hash(full), row)
+            if tracked is not None:
+                short = short_hash(full)
+                key = (key_hash([row[i] for i in self.changes_index]) if self.changes_index
+                       else None)
+                tracked[short] = (key, tracked.get(short, (key, 0))[1] + 1)
         self.rows += len(batch)
         if self.rows > MAX_TRACKED_ROWS:
-            self.row_hashes = None
+            self.row_hashes = None  # from here on the fingerprint alone: memory stays flat
         return batch
-
-    def _track(self, short: int, row: Sequence[Any]) -> None:
-        assert self.row_hashes is not None
-        key = key_hash([row[i] for i in self.changes_index]) if self.changes_index else None
-        copies = self.row_hashes.get(short, (key, 0))[1]
-        self.row_hashes[short] = (key, copies + 1)
 
     @property
     def fingerprint(self) -> str:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import select
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +20,7 @@ from smtp_server import SmtpTestServer
 from test_changes import orders_db
 
 DAY = "0 9 * * *"
+TESTS = Path(__file__).parent
 
 
 def report_task(tmp_path: Path, source: str) -> Path:
@@ -100,3 +106,61 @@ def test_backfill_runs_the_20_missing_slots_of_30_and_mails_none_twice(
     assert again.output == "backfill of daily: 0 slots to run, 30 already succeeded\n"
     assert len(smtp_server.messages) == 30
     store.close()
+
+
+def on_a_terminal(*args: str) -> tuple[int, str]:
+    """manage-tasks ARGS with a pty as its terminal: exit code and all it wrote."""
+    main, child = os.openpty()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
+    proc = subprocess.Popen([sys.executable, "-c", "from dbcron.cli import main; main()",
+                             *args], stdin=child, stdout=child, stderr=child, env=env,
+                            close_fds=True)
+    os.close(child)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if select.select([main], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # Linux: EIO once the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    os.close(main)
+    return proc.wait(timeout=20), seen.decode()
+
+
+def test_backfill_on_a_terminal_draws_a_bar_and_lists_failed_slots(
+    run_cli: Cli, tmp_path: Path
+) -> None:
+    for name, call in (("fine", "jobs:succeed"), ("broken", "jobs:fail")):
+        path = write_task(tmp_path / "t", name, schedule={"cron": DAY, "timezone": "UTC"},
+                          call=call)
+        assert run_cli("apply", str(path)).exit_code == 0
+    code, shown = on_a_terminal("backfill", "fine", "--from", "2026-11-01", "--to",
+                                "2026-11-03", "--local")
+    assert code == 0, shown
+    assert "backfill of fine  [" in shown and "3/3" in shown, shown
+    assert "2026-11-03 09:00 succeeded" in shown  # beside the bar: the last slot
+    assert "[1/3]" not in shown  # no line per slot on a terminal
+    assert shown.splitlines()[-1] == "backfill of fine: 3 succeeded, 0 failed"
+
+    code, shown = on_a_terminal("backfill", "broken", "--from", "2026-11-01", "--to",
+                                "2026-11-02", "--local")
+    assert code == 1, shown
+    lines = shown.splitlines()
+    assert lines[-4].startswith("[1/2] 2026-11-01T09:00:00+00:00 failed in "), shown
+    assert lines[-4].endswith(": boom")
+    assert lines[-3].startswith("[2/2] 2026-11-02T09:00:00+00:00 failed in ")
+    assert lines[-2] == "backfill of broken: 0 succeeded, 2 failed"
+
+    # Not on a terminal (a log): a line per slot as it ends, as before.
+    logged = run_cli("backfill", "broken", "--from", "2026-11-03", "--to", "2026-11-03",
+                     "--local")
+    assert logged.exit_code == 1
+    lines = logged.output.splitlines()
+    assert lines[0] == "backfill of broken: 1 slot to run, 0 already succeeded"
+    assert lines[1].startswith("[1/1] 2026-11-03T09:00:00+00:00 failed in ")
+    assert lines[1].endswith(": boom") and "\r" not in logged.output
+    assert lines[2] == "backfill of broken: 0 succeeded, 1 failed"

@@ -7,6 +7,7 @@ PostgreSQL, including the upgrade of a version-2 store.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,15 @@ from conftest import Cli, make_settings, write_task
 from daemon_proc import DaemonProcess, wait_for
 from dbcron.errors import InvalidTask
 from dbcron.jobs import execute
-from dbcron.jobs.changes import fingerprint, key_hash, row_hash
+from dbcron.jobs.changes import (
+    RowChanges,
+    count_changes,
+    describe_changes,
+    fingerprint,
+    key_hash,
+    row_hash,
+    short_hash,
+)
 from dbcron.jobs.types import JobRequest, JobResult
 from dbcron.model import Task
 from dbcron.settings import Settings
@@ -134,7 +143,9 @@ def test_if_changed_in_process_and_a_failed_mail_is_not_remembered(
     assert same.summary == ("wrote 1 file (1 rows), same result as the mail for 2026-03-02 "
                             "10:00 UTC: nothing sent (send: if_changed)")
     orders_db(db, [(2, "bob", 20)])
-    assert run(task, settings, NOW + timedelta(hours=3)).summary == "mailed 1 file to 1 recipient"
+    assert run(task, settings, NOW + timedelta(hours=3)).summary == (
+        "since the mail for 2026-03-02 10:00 UTC: 1 row added, 0 removed; mailed 1 file to "
+        "1 recipient")
     assert [m.message["Subject"] for m in smtp_server.messages] == [
         "1 orders, were None", "2 orders, were 1"]
 
@@ -212,3 +223,213 @@ def test_if_changed_through_the_daemon_sends_once_then_again_after_a_change(
         assert proc.stop() == 0
     assert [m.message["Subject"] for m in smtp_server.messages] == ["Orders: 2", "Orders: 3"]
     assert "nothing sent (send: if_changed)" in proc.log()
+
+
+def orders_report(tmp_path: Path, **email: Any) -> Path:
+    """An if_changed report of the named source `orders`, mailed with the default body."""
+    path = write_task(
+        tmp_path / "t", "orders", kind="report", call=None, schedule={"every": "1h"},
+        source="orders", query="SELECT id, customer, amount FROM orders ORDER BY id",
+        email={"to": ["sales@example.com"], "send": "if_changed",
+               "subject": "Orders +{{ rows_added }} -{{ rows_removed }} ~{{ rows_changed }}",
+               **email},
+    )
+    path.write_text(path.read_text().replace("call: null\n", ""))
+    return path
+
+
+def change_orders(url: str) -> None:
+    """Two orders added, one removed, one whose amount moved."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO orders VALUES (4, 'di', 40), (5, 'ed', 50)"))
+        conn.execute(text("DELETE FROM orders WHERE id = 1"))
+        conn.execute(text("UPDATE orders SET amount = 25 WHERE id = 2"))
+    engine.dispose()
+
+
+def parts(received: Any) -> tuple[str, str]:
+    message = received.message
+    return (message.get_body(("plain",)).get_content(),
+            message.get_body(("html",)).get_content())
+
+
+SINCE = r"Since the mail for \d{4}-\d\d-\d\d \d\d:\d\d UTC: "
+
+
+def test_the_mail_says_what_changed_by_key(
+    run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    source = orders_db(tmp_path / "orders.db", [(1, "ann", 10), (2, "bob", 20), (3, "cy", 30)])
+    env = {"DBCRON_SOURCE_ORDERS": source, "DBCRON_SMTP_HOST": "127.0.0.1",
+           "DBCRON_SMTP_PORT": str(smtp_server.port)}
+    task = orders_report(tmp_path, changes={"key": ["id"]})
+    assert run_cli("apply", str(task), **env).exit_code == 0
+    assert run_cli("run", "orders", "--local", **env).exit_code == 0
+    assert run_cli("run", "orders", "--local", **env).exit_code == 0  # the same: not sent
+    (first,) = smtp_server.messages
+    assert first.message["Subject"] == "Orders +None -None ~None"
+    assert "Since the mail" not in first.raw.decode()
+
+    change_orders(source)
+    # The dry run shows the counts and records nothing: the real run counts the same.
+    dry = run_cli("run", "orders", "--dry-run", "--out", str(tmp_path / "dry"), **env)
+    assert dry.exit_code == 0, dry.output
+    assert re.search("since" + SINCE[5:] + "2 rows added, 1 removed, 1 changed; would have "
+                     "mailed", dry.output), dry.output
+    assert run_cli("run", "orders", "--local", **env).exit_code == 0
+    assert len(smtp_server.messages) == 2
+    second = smtp_server.messages[1]
+    assert second.message["Subject"] == "Orders +2 -1 ~1"
+    plain, html = parts(second)
+    line = SINCE + "2 rows added, 1 removed, 1 changed."
+    assert re.search(rf"^{line}$", plain, re.MULTILINE), plain
+    assert re.search(rf"<p[^>]*>{line}</p>", html), html
+
+    # The key must be a column of the result, like only_new's.
+    bad = orders_report(tmp_path, changes={"key": ["order_id"]})
+    assert run_cli("apply", str(bad), **env).exit_code == 0
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE orders SET amount = amount + 1"))
+    engine.dispose()
+    failed = run_cli("run", "orders", "--local", **env)
+    assert failed.exit_code == 1
+    assert ("email.changes.key names 'order_id', which the query does not return (its "
+            "columns: id, customer, amount)") in failed.output
+
+
+def test_without_a_key_a_moved_row_is_removed_and_added(
+    run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer, pg_url: str
+) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, "
+                          "amount NUMERIC(10, 2))"))
+        conn.execute(text("INSERT INTO orders VALUES (1, 'ann', 10), (2, 'bob', 20), "
+                          "(3, 'cy', 30)"))
+    engine.dispose()
+    env = {"DBCRON_SOURCE_ORDERS": pg_url, "DBCRON_SMTP_HOST": "127.0.0.1",
+           "DBCRON_SMTP_PORT": str(smtp_server.port)}
+    assert run_cli("apply", str(orders_report(tmp_path)), **env).exit_code == 0
+    assert run_cli("run", "orders", "--local", **env).exit_code == 0
+    change_orders(pg_url)
+    assert run_cli("run", "orders", "--local", **env).exit_code == 0
+    assert run_cli("run", "orders", "--local", **env).exit_code == 0  # the same: not sent
+    assert [m.message["Subject"] for m in smtp_server.messages] == [
+        "Orders +None -None ~None", "Orders +3 -2 ~None"]
+    plain, html = parts(smtp_server.messages[1])
+    assert re.search(rf"^{SINCE}3 rows added, 2 removed\.$", plain, re.MULTILINE), plain
+    assert re.search(rf">{SINCE}3 rows added, 2 removed\.<", html), html
+
+
+def test_over_the_row_limit_the_mail_says_changed_without_counts(
+    tmp_path: Path, smtp_server: SmtpTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbcron.jobs import changes
+
+    # The limit is 100,000 rows; three keep the test small (the code path is the same).
+    monkeypatch.setattr(changes, "MAX_TRACKED_ROWS", 3)
+    db = tmp_path / "orders.db"
+    source = orders_db(db, [(1, "ann", 10), (2, "bob", 20)])
+    settings = make_settings(tmp_path, smtp_server)
+    task = orders_task(source, send="if_changed", changes={"key": ["id"]},
+                       subject="{{ rows_added }} {{ rows_removed }} {{ rows_changed }}")
+    assert run(task, settings, NOW).status == "succeeded"
+    orders_db(db, [(3, "cy", 30), (4, "di", 40)])  # 4 rows: over the limit
+    over = run(task, settings, NOW + timedelta(hours=1))
+    assert over.summary.startswith("since the mail for 2026-03-02 09:00 UTC: the result "
+                                   "changed (over 3 rows, not counted row by row); mailed")
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM orders WHERE id > 2"))
+    engine.dispose()
+    back = run(task, settings, NOW + timedelta(hours=2))  # the last mail was over it
+    assert "the result changed (over 3 rows" in back.summary
+    orders_db(db, [(3, "cy", 30)])
+    counted = run(task, settings, NOW + timedelta(hours=3))
+    assert "11:00 UTC: 1 row added, 0 removed, 0 changed; mailed" in counted.summary
+    assert [m.message["Subject"] for m in smtp_server.messages] == [
+        "None None None", "None None None", "None None None", "1 0 0"]
+    store = open_store(settings.store)
+    try:
+        assert store.sent.last_rows("orders") is not None
+    finally:
+        store.close()
+
+
+def test_changes_need_send_if_changed() -> None:
+    base = {"name": "orders", "kind": "report", "schedule": {"every": "1h"},
+            "source": "sqlite:///x.db", "query": "SELECT 1"}
+    with pytest.raises(InvalidTask) as info:
+        parse_task({**base, "email": {"to": ["a@example.com"], "changes": {"key": ["id"]}}},
+                   "t.yaml")
+    assert info.value.problems == [
+        "t.yaml: task 'orders': email: 'changes' counts what changed since the last mail of "
+        "send: if_changed, but send is 'always': set send: if_changed, or leave 'changes' out"]
+    with pytest.raises(InvalidTask) as info:
+        parse_task({**base, "email": {"to": ["a@example.com"], "send": "if_changed",
+                                      "changes": {"keys": ["id"]}}}, "t.yaml")
+    assert info.value.problems[-1] == (
+        "t.yaml: task 'orders': email.changes.keys: unknown field 'keys'; did you mean 'key'? "
+        "valid fields: key")
+
+
+def test_count_changes_as_multisets_and_by_key() -> None:
+    def rows(*items: tuple[int, int | None, int]) -> dict[int, tuple[int | None, int]]:
+        return {h: (k, n) for h, k, n in items}
+
+    before = rows((1, 10, 1), (2, 20, 2), (3, 30, 1))
+    now = rows((1, 10, 1), (2, 20, 1), (4, 30, 1), (5, 50, 1))
+    # One copy of row 2 gone, row 3 became row 4 (same key 30), row 5 is new.
+    assert count_changes(before, now, keyed=True) == RowChanges(1, 1, 1)
+    assert count_changes(before, now, keyed=False) == RowChanges(2, 2, None)
+    assert count_changes(before, before, keyed=True) == RowChanges(0, 0, 0)
+    # A last mail made without a key (key None) pairs with nothing.
+    assert count_changes(rows((3, None, 1)), rows((4, 30, 1)), keyed=True) == (
+        RowChanges(1, 1, 0))
+    assert describe_changes(RowChanges(1, 0, None), 1, 0) == "1 row added, 0 removed"
+    assert describe_changes(RowChanges(0, 0, 0), 2, 2) == (
+        "the same rows under other column names")
+    assert describe_changes(None, 5, 5) == "the result changed"
+    assert -(2**63) <= short_hash(row_hash((1, "x"))) < 2**63
+    assert short_hash(2**128 - 1) == -1 and short_hash(2**64) == 1
+
+
+def test_sent_rows_store_contract(store: Store) -> None:
+    assert store.sent.last_rows("a") is None
+    extremes = {-(2**63): (None, 1), 2**63 - 1: (2**63 - 1, 2), 0: (-(2**63), 1)}
+    store.sent.record("a", "f1", 4, NOW, NOW, extremes)
+    assert store.sent.last_rows("a") == extremes
+    many = {h: (h % 7, 1) for h in range(12_000)}
+    store.sent.record("a", "f2", 12_000, NOW, NOW, many)  # replaces the rows of f1
+    assert store.sent.last_rows("a") == many
+    store.sent.record("a", "f3", 0, NOW, NOW, {})
+    assert store.sent.last_rows("a") == {}
+    store.sent.record("a", "f4", 200_000, NOW, NOW, None)  # too many to keep one by one
+    assert store.sent.last_rows("a") is None
+    store.sent.record("a", "f5", 1, NOW, NOW, {5: (None, 1)})
+    store.sent.record("b", "g", 1, NOW, NOW, {5: (None, 1)})
+    store.sent.forget("a")
+    assert store.sent.last_rows("a") is None and store.sent.last("a") is None
+    assert store.sent.last_rows("b") == {5: (None, 1)}
+
+
+def test_upgrade_from_v5_adds_sent_rows_and_counts_nothing_for_older_mails(
+    store_url: str
+) -> None:
+    s = open_store(store_url)
+    s.sent.record("a", "f", 3, NOW, NOW)  # mailed before v6: no rows kept
+    with s.db.write() as conn:
+        conn.execute(text("DROP TABLE sent_rows"))
+        conn.execute(text("UPDATE store_state SET schema_version = 5"))
+    s.close()
+    upgraded = open_store(store_url)
+    try:
+        with upgraded.db.read() as conn:
+            assert current_version(conn) == LATEST
+        assert upgraded.sent.last_rows("a") is None
+        upgraded.sent.record("a", "g", 1, NOW, NOW, {7: (None, 1)})
+        assert upgraded.sent.last_rows("a") == {7: (None, 1)}
+    finally:
+        upgraded.close()

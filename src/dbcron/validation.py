@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from dbcron.errors import InvalidTask
 from dbcron.model import (
     Calendar,
+    Changes,
     Column,
     Csv,
     Dst,
@@ -40,6 +41,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "export.csv": Csv,
     "email": Email,
     "email.only_new": OnlyNew,
+    "email.changes": Changes,
     "notify": Notify,
     "ready": Ready,
 }

@@ -238,7 +238,22 @@ def backfill(app: App, name: str, first: str, last: str, dry_run: bool, local: b
         click.echo(f"  would run {slot.astimezone(todo.tz).isoformat()}")
     if dry_run or not todo.slots:
         return
-    runs = service.backfill(app.existing_store, app.settings, todo, app.now, local, click.echo)
+    finished = service.backfill(app.existing_store, app.settings, todo, app.now, local)
+    runs: list[RunRow] = []
+    if sys.stdout.isatty():
+        with click.progressbar(finished, length=len(todo.slots), label=f"backfill of {name}",
+                               show_pos=True, item_show_func=lambda run: service.bar_item(
+                                   todo, run)) as bar:
+            runs = list(bar)
+        # The bar keeps only the latest slot in view: the failed ones are listed after it.
+        for number, run in enumerate(runs, 1):
+            if run.status != "succeeded":
+                click.echo(service.slot_line(todo, number, run))
+    else:
+        # A log (cron mail, CI, journal) gets a line per slot instead of a redrawn bar.
+        for number, run in enumerate(finished, 1):
+            runs.append(run)
+            click.echo(service.slot_line(todo, number, run))
     failed = [r for r in runs if r.status != "succeeded"]
     click.echo(f"backfill of {name}: {len(runs) - len(failed)} succeeded, {len(failed)} failed")
     if failed:

@@ -94,6 +94,8 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         return run_burst(request, plan)
     track = ChangeTracker.for_request(request)
     output = _read(request, plan, track)
+    if track is not None:
+        track.count(request)
     decision = _decide(task, output, plan.condition, request.dry_run, track)
     result = JobResult(
         "succeeded",
@@ -220,6 +222,7 @@ class _Decision:
     notes: list[str]
     skip: str
     changes: dict[str, Any] = field(default_factory=dict)  # if_changed / only_new variables
+    since: str = ""  # if_changed: what changed since the last mail
 
 
 def _decide(task: Task, output: _Output, condition: Condition | None, dry_run: bool,
@@ -238,7 +241,10 @@ def _decide(task: Task, output: _Output, condition: Condition | None, dry_run: b
         skip = f"wrote {count} file{'' if count == 1 else 's'} ({output.rows:,} rows), {skip}"
     if skip and dry_run:
         skip = f"dry run: {skip}"
-    return _Decision(found, notes, skip, track.variables() if track else {})
+    since = track.since() if track is not None and not skip else ""
+    if since:
+        notes.append(since)
+    return _Decision(found, notes, skip, track.variables() if track else {}, since)
 
 
 @dataclass(frozen=True)
@@ -273,6 +279,8 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
             formats=[s.format for s in plan.options.styles(output.columns)],
             first_rows=output.preview,
             files=[p.name for p in output.files],
+            changes=f"{decision.since[:1].upper()}{decision.since[1:]}." if decision.since
+            else "",
         )
 
     from dbcron.jobs.deliver.publish import publish

@@ -16,6 +16,7 @@ from dbcron.model.base import CONDITION, EARLIEST_AT_YEAR, NAME_PATTERN, Duratio
 from dbcron.model.delivery import (
     ENV_REF,
     Burst,
+    Changes,
     Channel,
     Column,
     Csv,
@@ -30,9 +31,10 @@ from dbcron.model.schedule import Calendar, Dst, Policy, Ready, Schedule, check_
 from dbcron.vocabulary import Kind
 
 __all__ = [
-    "CONDITION", "EARLIEST_AT_YEAR", "NAME_PATTERN", "Burst", "Calendar", "Channel", "Column",
-    "Csv", "Dst", "Duration", "Email", "Export", "Monitor", "Notify", "OnlyNew", "Policy",
-    "Ready", "Schedule", "Signing", "Task", "check_timezone", "json_schema",
+    "CONDITION", "EARLIEST_AT_YEAR", "NAME_PATTERN", "Burst", "Calendar", "Changes",
+    "Channel", "Column", "Csv", "Dst", "Duration", "Email", "Export", "Monitor", "Notify",
+    "OnlyNew", "Policy", "Ready", "Schedule", "Signing", "Task", "check_timezone",
+    "json_schema",
 ]
 
 

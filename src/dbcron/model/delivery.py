@@ -106,6 +106,15 @@ class OnlyNew(_Strict):
     )
 
 
+class Changes(_Strict):
+    """How `send: if_changed` counts what changed: by key, a row whose values moved is one
+    changed row rather than one removed and one added."""
+
+    key: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, description="the columns that identify a row, e.g. [order_id]"
+    )
+
+
 class Email(_Strict):
     # Required unless the task bursts (then each mail goes to its rows' address).
     to: list[Address] = Field(default_factory=list)
@@ -115,6 +124,15 @@ class Email(_Strict):
     body: str | None = Field(None, description="Jinja2 template; default: summary and rows")
     send: SendRule = "always"
     only_new: OnlyNew | None = None
+    changes: Changes | None = None
+
+    @model_validator(mode="after")
+    def _changes_need_if_changed(self) -> Email:
+        if self.changes is not None and self.send != "if_changed":
+            raise ValueError(f"'changes' counts what changed since the last mail of send: "
+                             f"if_changed, but send is '{self.send}': set send: if_changed, "
+                             "or leave 'changes' out")
+        return self
 
 
 class Burst(_Strict):

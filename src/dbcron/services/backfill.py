@@ -82,21 +82,30 @@ def describe(todo: BackfillPlan) -> str:
 
 def backfill(
     store: Store, settings: Settings, todo: BackfillPlan, clock: Callable[[], datetime],
-    local: bool, progress: Callable[[str], None],
-) -> list[RunRow]:
-    """Run the planned slots one at a time, oldest first; returns their final rows."""
+    local: bool,
+) -> Iterator[RunRow]:
+    """Run the planned slots one at a time, oldest first, yielding each one's final row
+    as it ends (the caller shows progress)."""
     from dbcron.services.runs import run_now
 
-    finished: list[RunRow] = []
-    total = len(todo.slots)
-    for number, slot in enumerate(todo.slots, 1):
-        run = run_now(store, settings, todo.task, clock, local, lambda _line: None, slot,
+    for slot in todo.slots:
+        yield run_now(store, settings, todo.task, clock, local, lambda _line: None, slot,
                       "backfill")
-        finished.append(run)
-        took = ""
-        if run.started_at and run.finished_at:
-            took = f" in {(run.finished_at - run.started_at).total_seconds():.1f}s"
-        error = f": {run.error.splitlines()[0]}" if run.error else ""
-        when = slot.astimezone(todo.tz).isoformat()
-        progress(f"[{number}/{total}] {when} {run.status}{took}{error}")
-    return finished
+
+
+def slot_line(todo: BackfillPlan, number: int, run: RunRow) -> str:
+    """One finished slot as a line of its own: `[3/20] 2026-11-13T09:00:00+00:00 succeeded
+    in 1.2s`, with the first line of its error when it failed."""
+    took = ""
+    if run.started_at and run.finished_at:
+        took = f" in {(run.finished_at - run.started_at).total_seconds():.1f}s"
+    error = f": {run.error.splitlines()[0]}" if run.error else ""
+    when = run.scheduled_for.astimezone(todo.tz).isoformat()
+    return f"[{number}/{len(todo.slots)}] {when} {run.status}{took}{error}"
+
+
+def bar_item(todo: BackfillPlan, run: RunRow | None) -> str:
+    """Beside the progress bar: the slot that just ended and how."""
+    if run is None:
+        return ""
+    return f"{run.scheduled_for.astimezone(todo.tz):%Y-%m-%d %H:%M} {run.status}"

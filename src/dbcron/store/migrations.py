@@ -21,6 +21,7 @@ from dbcron.store.tables import (
     metadata,
     sent_keys,
     sent_results,
+    sent_rows,
     store_state,
     tasks,
 )
@@ -66,6 +67,12 @@ def _v5(conn: Connection) -> None:
     _add_column(conn, "runs", "effect_at", _timestamp(conn))
 
 
+def _v6(conn: Connection) -> None:
+    # A new table only: a task mailed before it has a fingerprint and no rows, and its
+    # next mail says the result changed without counts (SentResultRepo.last_rows).
+    sent_rows.create(conn, checkfirst=True)
+
+
 def _timestamp(conn: Connection) -> str:
     """The column type UtcDateTime gets from create_all on this backend."""
     return "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
@@ -78,6 +85,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "sent_results, sent_keys: what was mailed, for send: if_changed and only_new; "
         "run_requests.scheduled_for, trigger: backfill requests", _v4),
     (5, "runs.fence, runs.effect_at: fencing of claims and side effects", _v5),
+    (6, "sent_rows: the rows of the last mail, for if_changed to count what changed", _v6),
 ]
 LATEST = STEPS[-1][0]
 

@@ -1,22 +1,27 @@
-"""What a task's mail carried: the last result's fingerprint and the row keys sent.
+"""What a task's mail carried: the last result's fingerprint and rows, and the row keys sent.
 
-`send: if_changed` compares a run's fingerprint with the last delivered one;
-`only_new` leaves out rows whose key hash is here. Both are written only after
-the mail went out, so a failed delivery is tried again with the same content.
+`send: if_changed` compares a run's fingerprint with the last delivered one and
+counts what changed against its rows; `only_new` leaves out rows whose key hash
+is here. All are written only after the mail went out, so a failed delivery is
+tried again with the same content.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from dbcron.store.database import Database
-from dbcron.store.tables import sent_keys, sent_results
+from dbcron.store.tables import sent_keys, sent_results, sent_rows
 
 _CHUNK = 5_000  # keys per INSERT: well under any driver's parameter limit
+
+# A result's rows as row hash -> (key hash or None, copies of that row).
+RowHashes = Mapping[int, tuple[int | None, int]]
 
 
 @dataclass(frozen=True)
@@ -40,13 +45,37 @@ class SentResultRepo:
             ).first()
         return SentResult(*row) if row else None
 
+    def last_rows(self, task: str) -> dict[int, tuple[int | None, int]] | None:
+        """The last mail's rows, or None when they were not kept row by row (too many,
+        or mailed before schema v6): then their copies do not add up to its row count."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(sent_results.c.rows).where(sent_results.c.task == task)).scalar()
+            if rows is None:
+                return None
+            kept = conn.execute(select(func.coalesce(func.sum(sent_rows.c.copies), 0))
+                                .where(sent_rows.c.task == task)).scalar_one()
+            if kept != rows:
+                return None
+            return {h: (k, n) for h, k, n in conn.execute(
+                select(sent_rows.c.row_hash, sent_rows.c.key_hash, sent_rows.c.copies)
+                .where(sent_rows.c.task == task))}
+
     def record(self, task: str, fingerprint: str, rows: int, slot: datetime,
-               now: datetime) -> None:
+               now: datetime, row_hashes: RowHashes | None = None) -> None:
+        """The result just mailed replaces the last one; `row_hashes` None: too many rows
+        to keep one by one, so the next mail says it changed without counts."""
+        items = iter((row_hashes or {}).items())
         with self.db.write() as conn:
             conn.execute(delete(sent_results).where(sent_results.c.task == task))
+            conn.execute(delete(sent_rows).where(sent_rows.c.task == task))
             conn.execute(insert(sent_results).values(
                 task=task, fingerprint=fingerprint, rows=rows, scheduled_for=slot,
                 delivered_at=now))
+            # A chunk's parameters at a time: 100,000 rows as dicts at once would be 20 MB.
+            while chunk := [{"task": task, "row_hash": h, "key_hash": k, "copies": n}
+                            for h, (k, n) in islice(items, _CHUNK)]:
+                conn.execute(insert(sent_rows), chunk)
 
     def known_keys(self, task: str) -> set[int]:
         with self.db.read() as conn:
@@ -72,4 +101,5 @@ class SentResultRepo:
         """A deleted task's sent results go with it (a new task of that name starts afresh)."""
         with self.db.write() as conn:
             conn.execute(delete(sent_results).where(sent_results.c.task == task))
+            conn.execute(delete(sent_rows).where(sent_rows.c.task == task))
             conn.execute(delete(sent_keys).where(sent_keys.c.task == task))

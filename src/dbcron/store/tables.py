@@ -184,3 +184,16 @@ sent_keys = Table(
     Column("delivered_at", UtcDateTime, nullable=False),
     Index("ix_sent_keys_delivered_at", "delivered_at"),
 )
+
+# The rows of a task's last mail (v6), for `send: if_changed` to say what changed: one row
+# per distinct result row, its 64-bit hash, how often it came (a result may repeat a row),
+# and its key's hash when the task names email.changes.key. Empty when the mail had more
+# rows than dbcron counts one by one (jobs/changes.py MAX_TRACKED_ROWS).
+sent_rows = Table(
+    "sent_rows",
+    metadata,
+    Column("task", String(64), primary_key=True),
+    Column("row_hash", BigInteger, primary_key=True, autoincrement=False),
+    Column("key_hash", BigInteger),
+    Column("copies", Integer, nullable=False),
+)

@@ -48,6 +48,9 @@ _HTML = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True
 <tr><td style="{{ css.label }}">{{ label }}</td><td style="{{ css.fact }}">{{ value }}</td></tr>
 {% endfor %}
 </table>
+{% if changes %}
+<p style="margin: 0 0 12px 0;">{{ changes }}</p>
+{% endif %}
 {% if columns %}
 <table style="border-collapse: collapse; font-size: 13px;">
 <thead><tr>
@@ -87,14 +90,17 @@ def render_default_body(
     files: Sequence[str],
     title: str = "",
     formats: Sequence[NumberFormat | None] = (),
+    changes: str = "",
 ) -> tuple[str, str]:
     """Return ``(plain text, html)`` for a run's mail.
 
     The report's ``title`` heads it (the task's handle when there is none),
     ``columns`` are the headers as the files show them (labels), ``formats``
-    each column's format or None. ``slot`` is shown in its own timezone (the
-    task's), because that is the day and hour the report is about. Only the
-    first 20 rows are shown; the attachments hold the rest.
+    each column's format or None, ``changes`` a sentence on what changed since
+    the last mail (``send: if_changed``), shown under the facts. ``slot`` is
+    shown in its own timezone (the task's), because that is the day and hour
+    the report is about. Only the first 20 rows are shown; the attachments
+    hold the rest.
     """
     heading = title or task
     # The title defaults to the description: do not say it twice.
@@ -106,6 +112,8 @@ def render_default_body(
 
     text_parts = [f"{heading}\n{description}" if description else heading]
     text_parts.append("\n".join(f"{label}: {value}" for label, value in facts))
+    if changes:
+        text_parts.append(changes)
     if columns:
         text_parts.append(_text_table(columns, cells, numeric))
         if note:
@@ -122,6 +130,7 @@ def render_default_body(
             for row in _figure_padded(cells, numeric)
         ],
         preview_note=note,
+        changes=changes,
         css=_CSS,
     )
     return text, html

@@ -132,3 +132,16 @@ def test_burst_keeps_everyone_else_out_of_the_mail() -> None:
             "name": "t", "kind": "report", "schedule": {"every": "1h"}, "source": "sqlite://",
             "query": "SELECT 1", "email": {"cc": ["boss@example.com"]},
             "burst": {"column": "manager_email"}})
+
+
+@pytest.mark.parametrize("email", [
+    {"send": "if_changed"},
+    {"only_new": {"key": ["id"]}},
+    {"send": "if_changed", "changes": {"key": ["id"]}},
+])
+def test_burst_refuses_change_aware_sending(email: dict[str, object]) -> None:
+    # A burst mails each recipient their own rows; a task-wide "last mail" cannot decide it.
+    with pytest.raises(ValueError, match="burst: send: if_changed, only_new and changes"):
+        Task.model_validate({
+            "name": "t", "kind": "report", "schedule": {"every": "1h"}, "source": "sqlite://",
+            "query": "SELECT 1", "email": email, "burst": {"column": "manager_email"}})

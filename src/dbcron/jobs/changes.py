@@ -38,7 +38,6 @@ _MOD = 2**128
 MAX_TRACKED_ROWS = 100_000
 
 
-
 def row_hash(row: Sequence[Any]) -> int:
     """A row's 128-bit hash; `repr` tells 1 from '1' and keeps Decimal scale."""
     return int.from_bytes(hashlib.blake2b(repr(tuple(row)).encode(), digest_size=16).digest())

@@ -139,6 +139,12 @@ class Task(_Strict):
                 raise ValueError("burst: each mail goes only to the address in column "
                                  f"'{self.burst.column}'; leave out email.to, cc and bcc so "
                                  "nobody sees rows that are not theirs")
+            # Each recipient's mail is its own result, so one task-wide memory of what was
+            # sent cannot decide it: refused here rather than ignored at run time.
+            if self.email.send == "if_changed" or self.email.only_new or self.email.changes:
+                raise ValueError("burst: send: if_changed, only_new and changes compare a "
+                                 "task's whole result with its last mail, which a burst does "
+                                 "not send; leave them out, or drop burst")
         allowed = _KIND_FIELDS[self.kind]
         for name in sorted(_OPTIONAL_KIND_FIELDS - allowed):
             if name in self.model_fields_set and getattr(self, name) not in (None, [], {}):

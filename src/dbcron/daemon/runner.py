@@ -65,6 +65,7 @@ class _Attempt:
     trigger: Trigger
     number: int = 1
     gate_open: bool = False  # its data-ready gate let it through (or it has none)
+    gated: bool = False  # delayed because its gate did not hold (not jitter, not a retry)
     fence: int = FIRST_FENCE  # the claim's fencing number: every write of the row checks it
     due: datetime | None = None  # when it was meant to start, if later than its slot (jitter)
 
@@ -242,6 +243,22 @@ class Runner:
         for attempt in due:
             self._start(attempt)
 
+    def waits_for_signals(self) -> bool:
+        """Is a run here waiting for a ready signal (so the loop should watch for them)?"""
+        with self._lock:
+            return any(d.attempt.gated and _wants_signal(d.attempt.task) for d in self._delayed)
+
+    def recheck(self, tasks: set[str], now: datetime) -> int:
+        """A ready signal came for these tasks: their waiting runs look at the gate again now,
+        not after `ready.every`. Returns how many were moved forward."""
+        with self._lock:
+            moved = 0
+            for delayed in self._delayed:
+                if delayed.attempt.gated and delayed.attempt.task.name in tasks:
+                    delayed.due, moved = min(delayed.due, now), moved + 1
+            heapq.heapify(self._delayed)
+        return moved
+
     def active(self) -> int:
         with self._lock:
             return sum(self._active.values())
@@ -386,6 +403,7 @@ class Runner:
         look = check(self.store, self.settings, task, attempt.slot)
         now = self.clock()
         step = decide(ready, attempt.slot, now, look.holds)
+        attempt.gated = False
         if step.action == "open":
             attempt.gate_open = True
             return True
@@ -400,6 +418,7 @@ class Runner:
                             "status": "waiting"})
             if self.metrics is not None:
                 self.metrics.observe_gate(task.name, "waiting")
+            attempt.gated = True
             self._delay(attempt, step.next_check)
             return False
         why = f"not ready by {end:%Y-%m-%d %H:%M} UTC: {look.why}"
@@ -528,6 +547,10 @@ class Runner:
                         extra={"task": task.name, "slot": slot.isoformat(), "status": status})
             if self.metrics is not None:
                 self.metrics.observe_run(task.name, status, 0.0, None, None, now)
+
+
+def _wants_signal(task: Task) -> bool:
+    return task.ready is not None and task.ready.signal
 
 
 def _ago(delta: timedelta) -> str:

@@ -19,6 +19,7 @@ from dbcron.store.tables import (
     api_tokens,
     deliveries,
     metadata,
+    ready_signals,
     sent_keys,
     sent_results,
     store_state,
@@ -71,6 +72,11 @@ def _timestamp(conn: Connection) -> str:
     return "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
 
 
+def _v7(conn: Connection) -> None:
+    # A new table only; checkfirst keeps the step idempotent.
+    ready_signals.create(conn, checkfirst=True)
+
+
 # (version, what it changes, step); version 1 was the first schema.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "tasks.schedule: the schedule alone, for list and status", _v2),
@@ -78,6 +84,8 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "sent_results, sent_keys: what was mailed, for send: if_changed and only_new; "
         "run_requests.scheduled_for, trigger: backfill requests", _v4),
     (5, "runs.fence, runs.effect_at: fencing of claims and side effects", _v5),
+    # v6 is the issue-12 helper's step; this one was numbered 7 to merge beside it.
+    (7, "ready_signals: ready signals received, for ready: {signal: true}", _v7),
 ]
 LATEST = STEPS[-1][0]
 

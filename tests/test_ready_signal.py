@@ -140,6 +140,27 @@ def test_cli_signal_opens_the_gate_at_once(run_cli: Cli, state_dir: Path, tmp_pa
         assert proc.stop() == 0, proc.log()
 
 
+@pytest.mark.slow
+def test_a_local_run_waiting_for_its_signal_goes_on_when_it_comes(
+    run_cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    """`run --local` (no daemon) waits in the terminal; `ready` from another shell opens it."""
+    import sys
+
+    write_task(tmp_path / "t", "gated", ready=GATE, call="jobs:succeed")
+    assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
+    command = [sys.executable, "-c", "from dbcron.cli import main; main()", "run", "gated",
+               "--local"]
+    local = DaemonProcess(state_dir, command).start(wait_ready=False)
+    try:
+        _waiting(state_dir, "gated")
+        assert run_cli("ready", "gated").exit_code == 0
+        assert local.wait() == 0, local.log()
+    finally:
+        local.stop()
+    assert "run #1 of gated: succeeded" in local.log()
+
+
 def test_dry_run_explains_the_signal(run_cli: Cli, tmp_path: Path) -> None:
     write_task(tmp_path / "t", "load", call="jobs:succeed")
     write_task(tmp_path / "t", "report", call="jobs:succeed",

@@ -104,7 +104,6 @@ class Daemon:
         self._expected: dict[str, tuple[str, datetime | None]] = {}
         self._store_trouble: datetime | None = None  # since when the store fails us
         self._held = 0  # due slots the dispatcher holds until the store is back
-        self._signal_seen = 0  # the newest ready signal id looked at (see _watch_signals)
         self.store: Store
         self.runner: Runner
         self.pool: WorkerPool
@@ -181,8 +180,6 @@ class Daemon:
             job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1},
         )
         stale = self._recover(now)
-        # Runs claimed from here on look at the gate themselves: older signals need no wake.
-        self._signal_seen = self.store.signals.latest_id()
         self.revision = self.store.tasks.revision()
         self._load(self.store.tasks.all(enabled_only=True), now, catch_up=True)
         self._resume(stale, now)
@@ -439,18 +436,6 @@ class Daemon:
             if run_id is not None:
                 self.store.daemons.answer(request.id, run_id)
 
-    def _watch_signals(self, now: datetime) -> None:
-        """A ready signal (from the API, `manage-tasks ready` or another host) opens its
-        task's waiting runs at this tick, not after their `ready.every`. The store is only
-        asked while a run here waits for a signal; a signal older than the last id seen
-        then merely makes a run look once more."""
-        if not self.runner.waits_for_signals():
-            return
-        self._signal_seen, tasks = self.store.signals.since(self._signal_seen)
-        if tasks and self.runner.recheck(tasks, now):
-            log.info("ready signal for %s: waiting runs look at their gate now",
-                     ", ".join(sorted(tasks)))
-
     # --- the loop -----------------------------------------------------------------------
 
     def loop(self) -> None:
@@ -479,7 +464,7 @@ class Daemon:
                         next_reload = mono + RELOAD_SPACING
                         self.reload(now)
                 self._take_requests(now)
-                self._watch_signals(now)
+                self.runner.follow_signals()
                 self.runner.tick(now)
                 if mono >= next_beat:
                     next_beat = mono + self.heartbeat

@@ -50,6 +50,7 @@ def run_local(
         told = None
         first: datetime | None = None
         while runner.active():
+            runner.follow_signals()  # `manage-tasks ready` in another shell opens its gate
             runner.tick(clock())
             run = store.runs.get(run_id)
             first = first or (run.started_at if run is not None else None)

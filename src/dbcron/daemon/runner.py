@@ -109,6 +109,8 @@ class Runner:
         self._inflight: dict[int, int] = {}
         self.writer = RunWriter(store.runs)
         self.lease = timedelta(seconds=settings.lease_seconds)
+        # Runs claimed from here on look at their gate themselves: older signals need no wake.
+        self._signal_seen = store.signals.latest_id()
 
     def _claim(self) -> Claim:
         return Claim(self.identity.host, self.identity.pid, self.identity.daemon_id, self.lease)
@@ -243,14 +245,23 @@ class Runner:
         for attempt in due:
             self._start(attempt)
 
-    def waits_for_signals(self) -> bool:
-        """Is a run here waiting for a ready signal (so the loop should watch for them)?"""
+    def follow_signals(self) -> None:
+        """A ready signal (from the API, `manage-tasks ready` or another host) opens its
+        task's waiting runs now, not after their `ready.every`: called every tick. The
+        store is asked only while a run here waits for a signal; a signal older than the
+        last id seen then merely makes a run look once more."""
         with self._lock:
-            return any(d.attempt.gated and _wants_signal(d.attempt.task) for d in self._delayed)
+            waiting = any(d.attempt.gated and _wants_signal(d.attempt.task)
+                          for d in self._delayed)
+        if not waiting:
+            return
+        self._signal_seen, tasks = self.store.signals.since(self._signal_seen)
+        if tasks and self._recheck(tasks, self.clock()):
+            log.info("ready signal for %s: waiting runs look at their gate now",
+                     ", ".join(sorted(tasks)))
 
-    def recheck(self, tasks: set[str], now: datetime) -> int:
-        """A ready signal came for these tasks: their waiting runs look at the gate again now,
-        not after `ready.every`. Returns how many were moved forward."""
+    def _recheck(self, tasks: set[str], now: datetime) -> int:
+        """Move the gate's next look of these tasks' waiting runs to `now`; how many."""
         with self._lock:
             moved = 0
             for delayed in self._delayed:

@@ -464,7 +464,7 @@ class Daemon:
                         next_reload = mono + RELOAD_SPACING
                         self.reload(now)
                 self._take_requests(now)
-                self.runner.follow_signals()
+                self.runner.follow_signals(now)
                 self.runner.tick(now)
                 if mono >= next_beat:
                     next_beat = mono + self.heartbeat

@@ -245,18 +245,19 @@ class Runner:
         for attempt in due:
             self._start(attempt)
 
-    def follow_signals(self) -> None:
+    def follow_signals(self, now: datetime) -> None:
         """A ready signal (from the API, `manage-tasks ready` or another host) opens its
         task's waiting runs now, not after their `ready.every`: called every tick. The
         store is asked only while a run here waits for a signal; a signal older than the
-        last id seen then merely makes a run look once more."""
+        last id seen then merely makes a run look once more. `now` is the tick's, which
+        `tick` then compares with: a later reading would leave the run for the next tick."""
         with self._lock:
             waiting = any(d.attempt.gated and _wants_signal(d.attempt.task)
                           for d in self._delayed)
         if not waiting:
             return
         self._signal_seen, tasks = self.store.signals.since(self._signal_seen)
-        if tasks and self._recheck(tasks, self.clock()):
+        if tasks and self._recheck(tasks, now):
             log.info("ready signal for %s: waiting runs look at their gate now",
                      ", ".join(sorted(tasks)))
 

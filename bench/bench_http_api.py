@@ -55,7 +55,8 @@ def bench_http(tasks: int, requests: int) -> list[tuple[str, float, float]]:
         url, token = _store(Path(tmp), tasks)
         store = open_store(url)
         settings = Settings(state_dir=Path(tmp), store=url, http_rate_limit=1_000_000)
-        server = HttpServer(Api(store, settings, lambda: datetime.now(UTC), lambda: None))
+        server = HttpServer(Api(store, settings, lambda: datetime.now(UTC), lambda: None,
+                                 lambda: None))
         host, port = server.start("127.0.0.1:0")
         base = f"http://{host}:{port}"
         results = []

@@ -69,12 +69,14 @@ class ApiDaemon:
         return result
 
 
-def start_api_daemon(base: Path, **env: str) -> ApiDaemon:
-    """Tasks and two tokens (read, write) in a fresh SQLite store, then the daemon."""
+def start_api_daemon(base: Path, tasks: list[dict[str, Any]] | None = None, **env: str
+                     ) -> ApiDaemon:
+    """Tasks (default TASKS) and two tokens (read, write) in a fresh SQLite store, then
+    the daemon."""
     state = base / "state"
     store = open_store(f"sqlite:///{state / 'dbcron.db'}")
     now = datetime.now(UTC)
-    store.tasks.upsert(TASKS, now)
+    store.tasks.upsert(TASKS if tasks is None else tasks, now)
     read_token = store.tokens.create("dashboard", "read", now)
     write_token = store.tokens.create("ops", "write", now)
     store.close()

@@ -74,6 +74,8 @@ class SmtpTestServer:
     fail_first: int = 0
     fail_reply: str = "451 4.3.0 Try again later"
     fail_at: FailAt = "data"
+    # Recipients answered 550 at RCPT (a mailbox that does not exist), whatever the count.
+    refuse: set[str] = field(default_factory=set)
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[ReceivedMessage] = field(default_factory=list)
@@ -161,6 +163,8 @@ class SmtpTestServer:
     ) -> str:
         if self._failing("rcpt"):
             return self.fail_reply
+        if address in self.refuse:
+            return "550 5.1.1 No such mailbox"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -259,7 +259,8 @@ def test_default_webhook_document(tmp_path: Path, webhook_server: WebhookServer)
     ({"type": "webhook", "url": "https://etl.example/h", "sign": {"secret": "${HOME}"}},
      "name it e.g. DBCRON_SECRET_HOME"),
     ({"type": "teams", "url": "${T}", "body": "{}"}, "'body' is for type webhook, not teams"),
-    ({"type": "chat", "url": "${T}"}, "Input should be 'webhook', 'slack' or 'teams'"),
+    ({"type": "chat", "url": "${T}"},
+     "deliver.0.type: 'chat' is not one of webhook, slack, teams, mail"),
 ])
 def test_channel_definitions_are_checked(channel: dict[str, Any], message: str) -> None:
     from dbcron.errors import InvalidTask

@@ -147,7 +147,8 @@ def test_openapi_is_served_and_matches_the_routes(api: ApiDaemon) -> None:
     paths = set(document["paths"])
     assert {"/api/v1/status", "/api/v1/tasks", "/api/v1/tasks/{name}", "/api/v1/runs",
             "/api/v1/runs/{id}", "/api/v1/tasks/{name}/run", "/api/v1/tasks/{name}/enable",
-            "/api/v1/tasks/{name}/disable", "/", "/ui/run", "/openapi.json"} == paths
+            "/api/v1/tasks/{name}/disable", "/api/v1/tasks/{name}/ready", "/", "/ui/run",
+            "/openapi.json"} == paths
 
 
 def test_status_page_without_javascript(api: ApiDaemon) -> None:

@@ -54,14 +54,15 @@ def test_find_cycle(graph: dict[str, list[str]], cycle: list[str]) -> None:
 @pytest.mark.parametrize(
     ("ready", "expected"),
     [
-        ({}, "ready: give a query that must hold, after: [tasks], or both"),
+        ({}, "ready: give a query that must hold, after: [tasks], signal: true, or several "
+         "of them"),
         ({"after": ["Load Sales"]}, "ready.after.0: String should match pattern"),
         ({"after": ["report"]}, "ready: ... "),
         ({"query": "SELECT 1", "every": "0s"}, "ready.every: must be at least 1s"),
         ({"query": "SELECT 1", "then": "wait"},
          "ready.then: Input should be 'skip', 'run' or 'notify' (got 'wait')"),
         ({"query": "SELECT 1", "unti": "2h"}, "ready.unti: unknown field 'unti'; did you mean "
-         "'until'? valid fields: query, after, every, until, then"),
+         "'until'? valid fields: query, after, signal, every, until, then"),
     ],
 )
 def test_bad_ready_is_named(ready: dict[str, Any], expected: str) -> None:

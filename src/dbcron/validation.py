@@ -17,11 +17,13 @@ from dbcron.errors import InvalidTask
 from dbcron.model import (
     Calendar,
     Changes,
+    Channel,
     Column,
     Csv,
     Dst,
     Email,
     Export,
+    MailChannel,
     Notify,
     OnlyNew,
     Policy,
@@ -29,7 +31,9 @@ from dbcron.model import (
     Schedule,
     Task,
 )
+from dbcron.model.delivery import ADDRESS_PATTERN
 from dbcron.secrets import mask_secrets
+from dbcron.vocabulary import CHANNEL_TYPES
 
 _MODELS: dict[str, type[BaseModel]] = {
     "": Task,
@@ -82,16 +86,34 @@ def parse_tasks(items: Iterable[tuple[str, Any]]) -> list[Task]:
     return result
 
 
+# A `deliver:` entry's model, by its type (pydantic puts the type into the error's place).
+_DELIVER_MODELS: dict[str, type[BaseModel]] = {
+    **dict.fromkeys(CHANNEL_TYPES, Channel), "mail": MailChannel}
+
+
 def describe_errors(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False):
         loc = [str(p) for p in error["loc"]]
+        entry = None
+        if len(loc) > 2 and loc[0] == "deliver" and loc[2] in _DELIVER_MODELS:
+            entry = _DELIVER_MODELS[loc.pop(2)]  # deliver.1.to, not deliver.1.mail.to
         field = ".".join(loc) or "(task)"
         message = error["msg"].removeprefix("Value error, ")
+        kinds = ", ".join(_DELIVER_MODELS)
         if error["type"] == "extra_forbidden":
-            message = _unknown_field(loc)
+            message = _unknown_field(loc, entry)
+        elif error["type"] == "union_tag_not_found":
+            field, message = f"{field}.type", f"is required: one of {kinds}"
+        elif error["type"] == "union_tag_invalid":
+            message = f"{_shown(error['input'].get('type'))} is not one of {kinds}"
+            field = f"{field}.type"
         elif error["type"] == "missing":
             message = "is required"
+        elif (error["type"] == "string_pattern_mismatch"
+              and error.get("ctx", {}).get("pattern") == ADDRESS_PATTERN):
+            message = (f"{_shown(error['input'])} is not one mail address: write it as "
+                       "name@example.com, one per list item")
         elif error["type"] == "string_pattern_mismatch" and loc[-1] == "name":
             message = (
                 f"{_shown(error['input'])} is not a valid name: use lower-case letters, digits, "
@@ -103,11 +125,11 @@ def describe_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
-def _unknown_field(loc: list[str]) -> str:
+def _unknown_field(loc: list[str], entry: type[BaseModel] | None) -> str:
     parent = ".".join(p for p in loc[:-1] if not p.isdigit())
     # export.columns is keyed by the query's column names: any key holds a Column.
     column = parent.startswith("export.columns.") and parent.count(".") == 2
-    model = Column if column else _MODELS.get(parent)
+    model = entry if parent == "deliver" else Column if column else _MODELS.get(parent)
     name = loc[-1]
     if model is None:
         return f"unknown field '{name}'"

@@ -261,6 +261,28 @@ def backfill(app: App, name: str, first: str, last: str, dry_run: bool, local: b
                                    f"see 'manage-tasks history {name}'")
 
 
+@click.command()
+@click.argument("name")
+@click.option("--date", "day", metavar="DATE",
+              help="The business date the data is for (YYYY-MM-DD); default today in the "
+              "task's zone.")
+@pass_app
+def ready(app: App, name: str, day: str | None) -> None:
+    """Say a task's data is loaded: opens its ready: {signal: true} gate for that date.
+
+    For an ETL on this host; elsewhere POST /api/v1/tasks/NAME/ready does the same.
+    A run waiting for the signal starts at once.
+    """
+    from dbcron.services.local_daemon import reload_daemon
+    from dbcron.services.signals import receive
+
+    signal = receive(app.store, app.settings, name, _day(day, "--date") if day else None,
+                     app.now(), "cli")
+    click.echo(f"ready signal for {name}, {signal.business_date}, recorded")
+    # SIGHUP wakes the daemon at once (a daemon on another host sees it within a second).
+    click.echo(reload_daemon(app.settings.pidfile, "to look at its waiting runs"), err=True)
+
+
 def _day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -269,4 +291,4 @@ def _day(text: str, option: str) -> date:
                                  param_hint=option) from None
 
 
-COMMANDS = [run, backfill, history, status, resend]
+COMMANDS = [run, backfill, history, status, resend, ready]

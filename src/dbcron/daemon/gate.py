@@ -1,9 +1,10 @@
 """Data-ready gates: may a claimed run start now, wait for its data, or give up?
 
 `decide` is pure (the gate's state, the slot and `now` in, a step out); `check`
-looks: the store for same-date successes of the tasks named in `after`, then
-the source, read-only, for the gate query (only once the tasks are done, so a
-gate does not query a database its upstream load is still filling).
+looks: the store for a ready signal for the slot's date and for same-date
+successes of the tasks named in `after`, then the source, read-only, for the
+gate query (only once the rest holds, so a gate does not query a database its
+upstream load is still filling).
 """
 
 from __future__ import annotations
@@ -53,12 +54,20 @@ def check(store: Store, settings: Settings, task: Task, slot: datetime) -> Look:
     """Does the gate hold for this slot now? Errors count as 'not yet', with the reason."""
     assert task.ready is not None
     tz = ZoneInfo(task.schedule.timezone or settings.timezone)
-    day = slot.astimezone(tz).date()
+    day = business_date(slot, tz)
+    signal = store.signals.first(task.name, day) if task.ready.signal else None
     missing = [name for name in task.ready.after if not _succeeded_on(store, name, day, tz)]
+    waiting = ([f"the ready signal for {day}"] if task.ready.signal and signal is None else [])
     if missing:
-        return Look(False, f"waiting for {', '.join(missing)} to succeed for {day}")
+        waiting.append(f"{', '.join(missing)} to succeed for {day}")
+    if waiting:
+        return Look(False, "waiting for " + " and for ".join(waiting))
+    held = ([f"the ready signal for {day} came at {signal.received_at:%Y-%m-%d %H:%M:%S} UTC "
+             f"({signal.sender})"] if signal is not None else [])
+    if task.ready.after:
+        held.append(f"{', '.join(task.ready.after)} succeeded for {day}")
     if task.ready.query is None:
-        return Look(True, f"{', '.join(task.ready.after)} succeeded for {day}")
+        return Look(True, "; ".join(held))
     try:
         holds = _query_holds(task, slot, tz)
     except Exception as exc:  # the source down is "not ready yet", said in the row
@@ -66,6 +75,11 @@ def check(store: Store, settings: Settings, task: Task, slot: datetime) -> Look:
 
         return Look(False, f"the ready query failed: {mask_secrets(str(exc)).splitlines()[0]}")
     return Look(holds, "the ready query holds" if holds else "the ready query does not hold yet")
+
+
+def business_date(slot: datetime, tz: ZoneInfo) -> date:
+    """The date a slot is for: its date in the task's zone (what signals and `after` match)."""
+    return slot.astimezone(tz).date()
 
 
 def _succeeded_on(store: Store, name: str, day: date, tz: ZoneInfo) -> bool:

@@ -63,6 +63,7 @@ def prune(store: Store, settings: Settings, now: datetime) -> PruneReport:
     if history_before:
         store.deliveries.prune(history_before)  # the ledger goes with its runs
         store.sent.prune(history_before)  # only_new keys mailed that long ago
+        store.signals.prune(history_before)  # ready signals of that time
     store.daemons.forget_before(now - _DAEMON_MEMORY)
     files = size = 0
     if output_before is not None:

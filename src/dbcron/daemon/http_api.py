@@ -12,7 +12,8 @@ Security, in order of the checks:
 - every request is counted against a token bucket per valid token, or per
   client address when the token is missing or wrong (so guessing tokens is
   throttled too), and answered 429 with Retry-After when it is empty;
-- read scope may GET; write scope may also POST run-now, enable, disable.
+- read scope may GET; write scope may also POST run-now, enable, disable and
+  ready signals.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from dbcron.errors import DbcronError, TaskNotFound
+from dbcron.services.signals import NoSignalGate
 from dbcron.settings import Settings
 from dbcron.store import Store, TokenRow
 from dbcron.vocabulary import RUN_STATUSES, RunStatus
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from dbcron.daemon.status_page import PageData
 
 log = logging.getLogger("dbcron.http")
-MAX_BODY = 16 * 1024  # a token and a task name; anything bigger is not ours
+MAX_BODY = 16 * 1024  # a token, a task name, a date; anything bigger is not ours
 MAX_BUCKETS = 10_000  # past this many clients, forget the ones that are idle
 RUN_ID_WAIT = 3.0  # seconds a run-now answer waits for the daemon to name the run
 FAILED: tuple[RunStatus, ...] = ("failed", "timed_out", "interrupted")
@@ -104,11 +106,12 @@ class Api:
     """Routes, auth and the rate limit; independent of the socket so errors stay plain data."""
 
     def __init__(self, store: Store, settings: Settings, clock: Callable[[], datetime],
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], wake: Callable[[], None]) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.on_change = on_change
+        self.on_change = on_change  # tasks changed: reload
+        self.wake = wake  # a ready signal came: waiting runs look at their gate now
         self.limiter = RateLimiter(settings.http_rate_limit)
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes,
@@ -136,16 +139,19 @@ class Api:
             return _error(401, "invalid or revoked token",
                           ("WWW-Authenticate", 'Bearer realm="dbcron", error="invalid_token"'))
         try:
-            return self._api(method, path.removeprefix("/api/v1"), parse_qs(url.query), token)
+            return self._api(method, path.removeprefix("/api/v1"), parse_qs(url.query), token,
+                             body)
         except TaskNotFound as exc:
             return _error(404, str(exc))
+        except NoSignalGate as exc:
+            return _error(409, str(exc))
         except DbcronError as exc:
             return _error(400, str(exc))
 
     # --- JSON API -----------------------------------------------------------------------
 
-    def _api(self, method: str, path: str, query: dict[str, list[str]], token: TokenRow
-             ) -> Reply:
+    def _api(self, method: str, path: str, query: dict[str, list[str]], token: TokenRow,
+             body: bytes) -> Reply:
         from dbcron.services import runs, tasks
 
         now = self.clock()
@@ -172,13 +178,15 @@ class Api:
             return _error(405, f"{method} is not allowed; GET reads, POST acts",
                           ("Allow", "GET, POST"))
         if len(parts) != 3 or parts[0] != "tasks" or parts[2] not in ("run", "enable",
-                                                                       "disable"):
+                                                                       "disable", "ready"):
             return _error(404, f"no such path /api/v1{path}; see /openapi.json")
         if token.scope != "write":
             return _error(403, f"token '{token.name}' has read scope; this needs a write token")
         name, action = parts[1], parts[2]
         if action == "run":
             return _json(202, self.run_now(name, now))
+        if action == "ready":
+            return self._ready(name, body, token, now)
         changed = tasks.set_enabled(self.store, name, action == "enable", now)
         if changed:
             self.on_change()
@@ -200,6 +208,25 @@ class Api:
                  if since_text else None)
         found = runs.history(self.store, task, status, since, int(limit_text))
         return _json(200, [r.to_json() for r in found])
+
+    def _ready(self, name: str, body: bytes, token: TokenRow, now: datetime) -> Reply:
+        """Record a ready signal and wake the loop, so a run waiting for it goes on at once."""
+        from dbcron.services.signals import parse_day, receive
+
+        try:
+            fields = json.loads(body) if body.strip() else {}
+        except ValueError:
+            return _error(400, 'the body is not JSON: send {"date": "YYYY-MM-DD"} or nothing')
+        if not isinstance(fields, dict) or set(fields) - {"date"}:
+            return _error(400, 'the body takes one field, "date" (YYYY-MM-DD); '
+                          "leave it out for today in the task's timezone")
+        day = parse_day(fields["date"], "date") if "date" in fields else None
+        signal = receive(self.store, self.settings, name, day, now, f"http token {token.name}")
+        self.wake()
+        log.info("http: ready signal for %s, %s, by token %s", name, signal.business_date,
+                 token.name)
+        return _json(200, {"task": name, "date": signal.business_date.isoformat(),
+                           "received_at": signal.received_at.isoformat()})
 
     def run_now(self, name: str, now: datetime) -> dict[str, Any]:
         """Ask the daemon's loop to run `name`, as `manage-tasks run` does; wait briefly

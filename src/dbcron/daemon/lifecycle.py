@@ -217,7 +217,7 @@ class Daemon:
         from dbcron.daemon.http_api import Api, HttpServer
 
         self.http = HttpServer(Api(self.store, self.settings, self.clock,
-                                   self.on_reload_signal))
+                                   self.on_reload_signal, self._wake))
         try:
             host, port = self.http.start(address)
         except (ValueError, OSError) as exc:
@@ -464,6 +464,7 @@ class Daemon:
                         next_reload = mono + RELOAD_SPACING
                         self.reload(now)
                 self._take_requests(now)
+                self.runner.follow_signals(now)
                 self.runner.tick(now)
                 if mono >= next_beat:
                     next_beat = mono + self.heartbeat

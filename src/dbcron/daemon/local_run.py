@@ -50,7 +50,9 @@ def run_local(
         told = None
         first: datetime | None = None
         while runner.active():
-            runner.tick(clock())
+            now = clock()
+            runner.follow_signals(now)  # `manage-tasks ready` in another shell opens its gate
+            runner.tick(now)
             run = store.runs.get(run_id)
             first = first or (run.started_at if run is not None else None)
             if run is not None and run.status == "running" and run.error and run.error != told:

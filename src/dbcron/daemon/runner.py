@@ -65,6 +65,7 @@ class _Attempt:
     trigger: Trigger
     number: int = 1
     gate_open: bool = False  # its data-ready gate let it through (or it has none)
+    gated: bool = False  # delayed because its gate did not hold (not jitter, not a retry)
     fence: int = FIRST_FENCE  # the claim's fencing number: every write of the row checks it
     due: datetime | None = None  # when it was meant to start, if later than its slot (jitter)
 
@@ -108,6 +109,8 @@ class Runner:
         self._inflight: dict[int, int] = {}
         self.writer = RunWriter(store.runs)
         self.lease = timedelta(seconds=settings.lease_seconds)
+        # Runs claimed from here on look at their gate themselves: older signals need no wake.
+        self._signal_seen = store.signals.latest_id()
 
     def _claim(self) -> Claim:
         return Claim(self.identity.host, self.identity.pid, self.identity.daemon_id, self.lease)
@@ -241,6 +244,32 @@ class Runner:
                 due.append(heapq.heappop(self._delayed).attempt)
         for attempt in due:
             self._start(attempt)
+
+    def follow_signals(self, now: datetime) -> None:
+        """A ready signal (from the API, `manage-tasks ready` or another host) opens its
+        task's waiting runs now, not after their `ready.every`: called every tick. The
+        store is asked only while a run here waits for a signal; a signal older than the
+        last id seen then merely makes a run look once more. `now` is the tick's, which
+        `tick` then compares with: a later reading would leave the run for the next tick."""
+        with self._lock:
+            waiting = any(d.attempt.gated and _wants_signal(d.attempt.task)
+                          for d in self._delayed)
+        if not waiting:
+            return
+        self._signal_seen, tasks = self.store.signals.since(self._signal_seen)
+        if tasks and self._recheck(tasks, now):
+            log.info("ready signal for %s: waiting runs look at their gate now",
+                     ", ".join(sorted(tasks)))
+
+    def _recheck(self, tasks: set[str], now: datetime) -> int:
+        """Move the gate's next look of these tasks' waiting runs to `now`; how many."""
+        with self._lock:
+            moved = 0
+            for delayed in self._delayed:
+                if delayed.attempt.gated and delayed.attempt.task.name in tasks:
+                    delayed.due, moved = min(delayed.due, now), moved + 1
+            heapq.heapify(self._delayed)
+        return moved
 
     def active(self) -> int:
         with self._lock:
@@ -386,6 +415,7 @@ class Runner:
         look = check(self.store, self.settings, task, attempt.slot)
         now = self.clock()
         step = decide(ready, attempt.slot, now, look.holds)
+        attempt.gated = False
         if step.action == "open":
             attempt.gate_open = True
             return True
@@ -400,6 +430,7 @@ class Runner:
                             "status": "waiting"})
             if self.metrics is not None:
                 self.metrics.observe_gate(task.name, "waiting")
+            attempt.gated = True
             self._delay(attempt, step.next_check)
             return False
         why = f"not ready by {end:%Y-%m-%d %H:%M} UTC: {look.why}"
@@ -528,6 +559,10 @@ class Runner:
                         extra={"task": task.name, "slot": slot.isoformat(), "status": status})
             if self.metrics is not None:
                 self.metrics.observe_run(task.name, status, 0.0, None, None, now)
+
+
+def _wants_signal(task: Task) -> bool:
+    return task.ready is not None and task.ready.signal
 
 
 def _ago(delta: timedelta) -> str:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from dbcron.jobs.changes import ChangeTracker
     from dbcron.jobs.export import ExportOptions
     from dbcron.jobs.query import QueryStream
-    from dbcron.model import Task
+    from dbcron.model import Email, MailChannel, Task
 
 PREVIEW_ROWS = 20
 _VERBS = {"DELETE": "deleted", "UPDATE": "updated", "INSERT": "inserted", "MERGE": "merged"}
@@ -103,34 +103,48 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
         bytes=sum(p.stat().st_size for p in output.files),
         artifacts=[str(p) for p in output.files],
     )
+    from dbcron.jobs.deliver.publish import publish
+
+    mails = _mail_entries(task)
+    # Files too large to mail are published once, for every mail of the run.
+    published = None
+    if not request.dry_run and (mails or not decision.skip):
+        published = publish(output.files, request.settings, task.name, plan.local)
     if decision.skip:
         result.summary = "; ".join([*decision.notes, decision.skip])
         if task.email is not None and not request.dry_run:
             result.deliveries = _mail_ledger(task.email.to + task.email.cc + task.email.bcc,
                                              "skipped", decision.skip)
     else:
-        mail = _compose(request, plan, output, decision)
+        assert task.email is not None  # _decide said there is one
+        mail = _compose(request, plan, output, decision, task.email, published)
         result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)]
         sender = _send_dry_run if request.dry_run else _send
         sender(request, plan, mail, decision, result)
         if track is not None and not request.dry_run:
             track.remember(request)
     if task.deliver:
-        _deliver_channels(request, plan, output, decision, result)
+        _deliver_channels(request, plan, output, decision, result, published)
     return result
 
 
+def _mail_entries(task: Task) -> list[MailChannel]:
+    from dbcron.model import MailChannel
+
+    return [c for c in task.deliver if isinstance(c, MailChannel)]
+
+
 def _deliver_channels(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision,
-                      result: JobResult) -> None:
-    """Webhook, Slack and Teams channels, after the mail; a failed channel fails the run
-    without a retry (retrying would query and mail again): the error names it."""
-    from dbcron.jobs.deliver import RunFacts, deliver_all, summarize
+                      result: JobResult, published: str | None) -> None:
+    """The `deliver:` entries, after the primary mail: mails to other audiences, then
+    webhook, Slack and Teams channels. A failed entry fails the run without a retry
+    (retrying would query and mail again): the error names it, and `resend` tries it
+    again from its kept copy."""
+    from dbcron.jobs.deliver import DELIVERY_FAILED, RunFacts, deliver_all, skip_reason, summarize
 
     task = plan.task
-    if request.dry_run:
-        labels = ", ".join(c.label for c in task.deliver)
-        result.summary = "; ".join(filter(None, [result.summary, f"would post to {labels}"]))
-        return
+    mails = _mail_entries(task)
+    hooks = [c.label for c in task.deliver if c.type != "mail"]
     mailed = not decision.skip and task.email is not None
     facts = RunFacts(
         task=task, slot=request.slot, local=plan.local, env=plan.env, rows=output.rows,
@@ -140,14 +154,68 @@ def _deliver_channels(request: JobRequest, plan: _Plan, output: _Output, decisio
         mailed_to=len(task.email.to) + len(task.email.cc) if mailed and task.email else 0,
         run_id=request.run_id, attempt=request.attempt,
     )
+    notes: list[str] = []
+    failed: list[str] = []
+    if request.dry_run:
+        for entry in mails:
+            why = skip_reason(entry, facts)
+            notes.append(f"would not mail {entry.label} ({why})" if why else
+                         _entry_dry_run(request, plan, output, decision, entry))
+        if hooks:
+            notes.append(f"would post to {', '.join(hooks)}")
+        result.summary = "; ".join(filter(None, [result.summary, *notes]))
+        return
     if decision.skip or task.email is None:
-        gate(request, "posting to its channels")  # else the mail passed the gate already
+        gate(request, "delivering to its channels")  # else the mail passed the gate already
+    for entry in mails:
+        why = skip_reason(entry, facts)
+        if why:
+            result.deliveries += _mail_ledger(entry.to + entry.cc + entry.bcc, "skipped", why,
+                                              entry.label)
+            notes.append(f"not mailed {entry.label} ({why})")
+            continue
+        mail = _compose(request, plan, output, decision, entry, published)
+        note, error = _send_entry(request, plan, output, mail, entry, result)
+        notes += [note] if note else []
+        failed += [error] if error else []
     deliveries = deliver_all(facts)
-    posted, error = summarize(deliveries)
-    result.summary = "; ".join(filter(None, [result.summary, posted]))
+    posted, post_error = summarize(deliveries)
+    result.summary = "; ".join(filter(None, [result.summary, *notes, posted]))
     result.deliveries += [d.to_json() for d in deliveries]
-    if error:
-        result.status, result.error, result.retryable = "failed", error, False
+    if post_error:
+        failed.append(post_error.removeprefix(DELIVERY_FAILED))
+    if failed:
+        result.status, result.retryable = "failed", False
+        result.error = DELIVERY_FAILED + "; ".join(failed)
+
+
+def _send_entry(request: JobRequest, plan: _Plan, output: _Output, mail: _Mail,
+                entry: MailChannel, result: JobResult) -> tuple[str, str]:
+    """Send one mail entry, kept for resend as `<label>.eml`: (summary, error) of which
+    one is empty. Its own ledger rows, one per recipient."""
+    from dbcron.jobs.deliver import keep_sent
+
+    to = recipients(mail.message)
+    keep_sent(plan.out_dir, request.run_id, f"{entry.label}.eml", mail.message.as_bytes())
+    result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)
+                         if str(plan.out_dir / n) not in result.artifacts]
+    try:
+        deliver(request.settings, mail.message, request.timeout)
+    except JobError as exc:
+        result.deliveries += _mail_ledger(to, "failed", str(exc), entry.label)
+        return "", f"{entry.label}: {exc}"
+    result.deliveries += _mail_ledger(to, "sent", _accepted(request), entry.label)
+    return f"{entry.label}: {_mailed(mail.message, mail.file_count, plan.out_dir)}", ""
+
+
+def _entry_dry_run(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision,
+                   entry: MailChannel) -> str:
+    """A dry run writes each mail entry's .eml beside the primary one; it sends none."""
+    mail = _compose(request, plan, output, decision, entry, None)
+    eml = OutboxMailer(plan.out_dir)
+    eml.send(mail.message)
+    return (f"would have {entry.label}: {_mailed(mail.message, mail.file_count, plan.out_dir)} "
+            f"(preview in {eml.path_for(mail.message)})")
 
 
 @dataclass(frozen=True)
@@ -200,7 +268,7 @@ def _plan(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any]) ->
         stem=stem,
         options=options,
         condition=parse_condition(task.condition) if task.condition else None,
-        domain=mail_domain(request.settings) if task.email else "",
+        domain=mail_domain(request.settings) if task.email or _mail_entries(task) else "",
         out_dir=_output_dir(request, task.name),
     )
 
@@ -256,16 +324,20 @@ class _Mail:
     file_count: int  # files the run wrote, attached or not
 
 
-def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision) -> _Mail:
+def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision,
+             spec: Email | MailChannel, published: str | None) -> _Mail:
+    """The mail `spec` describes: the task's email: (the primary mail) or a mail entry of
+    deliver:, which has its own Message-ID (task and label) and may leave out the files."""
+    from dbcron.model import MailChannel
+
     task, found = plan.task, decision.found
-    assert task.email is not None  # _decide said there is one
     message_vars = {**plan.env, **decision.changes, "rows": output.rows,
                     "columns": output.columns}
     if found is not None:
         message_vars["reason"] = found.reason
-    subject = _subject(task, message_vars, found, plan.local)
-    if task.email.body:
-        text, html = render(task.email.body, message_vars, "body"), None
+    subject = _subject(task, spec.subject, message_vars, found, plan.local)
+    if spec.body:
+        text, html = render(spec.body, message_vars, "body"), None
     else:
         description = "\n".join(x for x in (task.description, found and found.reason) if x)
         text, html = render_default_body(
@@ -282,39 +354,43 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
             changes=f"{decision.since[:1].upper()}{decision.since[1:]}." if decision.since
             else "",
         )
-
-    from dbcron.jobs.deliver.publish import publish
-
-    published = None if request.dry_run else publish(output.files, request.settings, task.name,
-                                                     plan.local)
+    name = f"{task.name}.{spec.label}" if isinstance(spec, MailChannel) else task.name
+    attach = not isinstance(spec, MailChannel) or spec.attach
 
     def message(
         to: Sequence[str], cc: Sequence[str], bcc: Sequence[str], prefix: str
     ) -> EmailMessage:
-        name = f"{task.name}.dry-run" if request.dry_run else task.name
         return compose(
             request.settings,
-            message_id=make_message_id(name, request.slot, plan.domain),
+            message_id=make_message_id(f"{name}.dry-run" if request.dry_run else name,
+                                       request.slot, plan.domain),
             to=to,
             cc=cc,
             bcc=bcc,
             subject=prefix + subject,
             text=text,
             html=html,
-            attachments=output.files,
+            attachments=output.files if attach else (),
             output_note=published or str(plan.out_dir),
         )
 
     return _Mail(
-        message=message(task.email.to, task.email.cc, task.email.bcc, ""),
+        message=message(spec.to, spec.cc, spec.bcc, ""),
         readdress=lambda to, prefix: message(to, (), (), prefix),
-        file_count=len(output.files),
+        file_count=len(output.files) if attach else 0,
     )
 
 
-def _mail_ledger(to: Sequence[str], status: str, detail: str) -> list[dict[str, str]]:
-    return [{"channel": "mail", "type": "mail", "recipient": address, "status": status,
+def _mail_ledger(to: Sequence[str], status: str, detail: str, channel: str = "mail"
+                 ) -> list[dict[str, str]]:
+    """Ledger rows of a mail, one per recipient; `channel` is "mail" for the task's email:
+    and the entry's label for a mail of deliver:."""
+    return [{"channel": channel, "type": "mail", "recipient": address, "status": status,
              "detail": detail} for address in to]
+
+
+def _accepted(request: JobRequest) -> str:
+    return "accepted" if request.settings.smtp_host else "written to the outbox"
 
 
 def _send(
@@ -331,8 +407,7 @@ def _send(
     except JobError as exc:
         exc.deliveries = _mail_ledger(to, "failed", str(exc))
         raise
-    result.deliveries = _mail_ledger(to, "sent", "accepted" if request.settings.smtp_host
-                                     else "written to the outbox")
+    result.deliveries = _mail_ledger(to, "sent", _accepted(request))
     mailed = _mailed(mail.message, mail.file_count, plan.out_dir)
     result.summary = "; ".join([*decision.notes, mailed])
 
@@ -442,10 +517,12 @@ def _why_not_send(task: Task, rows: int, found: Verdict | None) -> str:
     return ""
 
 
-def _subject(task: Task, env: dict[str, Any], found: Verdict | None, local: datetime) -> str:
-    assert task.email is not None
-    if task.email.subject:
-        return render(task.email.subject, env, "subject")
+def _subject(task: Task, template: str | None, env: dict[str, Any], found: Verdict | None,
+             local: datetime) -> str:
+    """The subject `template` renders; without one, the email: subject, else a default."""
+    for text in (template, task.email.subject if task.email else None):
+        if text:
+            return render(text, env, "subject")
     if found is not None:
         return f"Alert {task.name}: {found.reason}"
     return f"{task.description or task.name} ({local:%Y-%m-%d})"

@@ -20,8 +20,10 @@ from dbcron.model.delivery import (
     Channel,
     Column,
     Csv,
+    Deliver,
     Email,
     Export,
+    MailChannel,
     Monitor,
     Notify,
     OnlyNew,
@@ -32,9 +34,9 @@ from dbcron.vocabulary import Kind
 
 __all__ = [
     "CONDITION", "EARLIEST_AT_YEAR", "NAME_PATTERN", "Burst", "Calendar", "Changes",
-    "Channel", "Column", "Csv", "Dst", "Duration", "Email", "Export", "Monitor", "Notify",
-    "OnlyNew", "Policy", "Ready", "Schedule", "Signing", "Task", "check_timezone",
-    "json_schema",
+    "Channel", "Column", "Csv", "Deliver", "Dst", "Duration", "Email", "Export", "MailChannel",
+    "Monitor", "Notify", "OnlyNew", "Policy", "Ready", "Schedule", "Signing", "Task",
+    "check_timezone", "json_schema",
 ]
 
 
@@ -80,8 +82,10 @@ class Task(_Strict):
     burst: Burst | None = None
     notify: Notify = Notify()
     monitor: Monitor | None = None
-    deliver: list[Channel] = Field(default_factory=list,
-                                   description="webhooks, Slack, Teams (mail is 'email')")
+    deliver: list[Deliver] = Field(
+        default_factory=list,
+        description="webhooks, Slack, Teams, and mails for other audiences ('email' is the "
+        "primary mail)")
     ready: Ready | None = None
     call: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     args: list[Any] = Field(default_factory=list)
@@ -106,12 +110,31 @@ class Task(_Strict):
 
     @field_validator("deliver")
     @classmethod
-    def _unique_channels(cls, value: list[Channel]) -> list[Channel]:
+    def _unique_channels(cls, value: list[Channel | MailChannel]
+                         ) -> list[Channel | MailChannel]:
         labels = [c.label for c in value]
         twice = sorted({x for x in labels if labels.count(x) > 1})
         if twice:
             raise ValueError(f"two channels are called {', '.join(twice)}: give each a 'name'")
         return value
+
+    @model_validator(mode="after")
+    def _mail_entries(self) -> Task:
+        # A burst sends each recipient only their rows; a channel or a second mail would get
+        # every row, so the pair is refused rather than one side silently not sent.
+        if self.burst is not None and self.deliver:
+            entry = self.deliver[0]
+            raise ValueError(f"deliver.0: a {entry.type} entry does not go with burst (each "
+                             "recipient gets only their rows); put the extra addresses in "
+                             "the result column, or deliver from a second task")
+        for i, entry in enumerate(self.deliver):
+            if not isinstance(entry, MailChannel):
+                continue
+            if self.email is not None and entry.label == "mail":
+                raise ValueError(f"deliver.{i}: 'mail' is what history and resend call the "
+                                 "task's email:; give this mail a name of its own, e.g. "
+                                 "name: summary")
+        return self
 
     @model_validator(mode="after")
     def _ready(self) -> Task:
@@ -164,6 +187,8 @@ class Task(_Strict):
         if self.monitor is not None:
             refs += [r for r in ENV_REF.findall(self.monitor.url) if r not in refs]
         for channel in self.deliver:
+            if isinstance(channel, MailChannel):
+                continue
             texts = [channel.url, *channel.headers.values(), channel.sign.secret if
                      channel.sign else ""]
             refs += [ref for text in texts for ref in ENV_REF.findall(text) if ref not in refs]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -91,9 +91,10 @@ def _plain_address(value: str) -> str:
     return value
 
 
+ADDRESS_PATTERN = r"^[^@\s,;<>\r\n]+@[^@\s,;<>\r\n]+$"
 Address = Annotated[
     str,
-    Field(pattern=r"^[^@\s,;<>\r\n]+@[^@\s,;<>\r\n]+$"),
+    Field(pattern=ADDRESS_PATTERN),
     AfterValidator(_plain_address),
 ]
 
@@ -229,6 +230,39 @@ class Channel(_Strict):
                     f"(e.g. '{header}: Bearer ${{HOOK_TOKEN}}'); secrets never enter the store"
                 )
         return self
+
+
+class MailChannel(_Strict):
+    """A mail of its own in `deliver:`, for a second audience (`email:` stays the primary
+    mail): its own recipients, subject, body and send rule, its own Message-ID per slot."""
+
+    type: Literal["mail"]
+    name: str | None = Field(None, pattern=NAME_PATTERN, max_length=64,
+                             description="label in history, resend and its Message-ID; "
+                             "default: mail")
+    to: list[Address]
+    cc: list[Address] = Field(default_factory=list)
+    bcc: list[Address] = Field(default_factory=list)
+    subject: str | None = Field(None, description="Jinja2; default: the email: subject")
+    body: str | None = Field(None, description="Jinja2 template; default: summary and rows")
+    send: SendRule = "always"
+    attach: bool = Field(True, description="false: this mail goes without the files (its "
+                         "default body still names them)")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one address")
+        return value
+
+
+# One entry of `deliver:`: its `type` says which (webhook, slack, teams or mail).
+Deliver = Annotated[Channel | MailChannel, Field(discriminator="type")]
 
 
 class Monitor(_Strict):

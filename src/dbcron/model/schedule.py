@@ -220,12 +220,15 @@ class Policy(_Strict):
 
 
 class Ready(_Strict):
-    """Hold a run until its data is there: a query that must hold, tasks that must succeed."""
+    """Hold a run until its data is there: a query that must hold, tasks that must succeed,
+    a ready signal the loading job sends (all that are given must hold)."""
 
     query: str | None = Field(None, description="read-only; true first column of the first "
                               "row opens the gate; binds the task's params")
     after: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(
         default_factory=list, description="tasks that must succeed for the same date first")
+    signal: bool = Field(False, description="wait for a ready signal for the slot's date "
+                         "(POST /api/v1/tasks/{name}/ready or 'manage-tasks ready NAME')")
     every: Duration = timedelta(minutes=5)
     until: Duration = timedelta(hours=2)
     then: ReadyThen = "skip"
@@ -239,8 +242,9 @@ class Ready(_Strict):
 
     @model_validator(mode="after")
     def _something(self) -> Ready:
-        if self.query is None and not self.after:
-            raise ValueError("give a query that must hold, after: [tasks], or both")
+        if self.query is None and not self.after and not self.signal:
+            raise ValueError("give a query that must hold, after: [tasks], signal: true, "
+                             "or several of them")
         if self.query is not None and not self.query.strip():
             raise ValueError("query is empty")
         return self

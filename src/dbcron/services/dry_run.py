@@ -118,15 +118,22 @@ def _gate_line(store: Store, settings: Settings, task: Task, slot: datetime) -> 
     """Whether the data-ready gate holds for the slot now (a dry run looks once, never waits)."""
     if task.ready is None:
         return None
-    from dbcron.daemon.gate import check, deadline
+    from zoneinfo import ZoneInfo
+
+    from dbcron.daemon.gate import business_date, check, deadline
 
     look = check(store, settings, task, slot)
     if look.holds:
         return f"ready: holds now ({look.why})"
     end = deadline(task.ready, slot)
-    return (f"ready: not yet ({look.why}); a scheduled run would wait, looking every "
+    line = (f"ready: not yet ({look.why}); a scheduled run would wait, looking every "
             f"{_spelled(task.ready.every)}, until {end:%Y-%m-%d %H:%M} UTC, then "
             f"{task.ready.then}")
+    day = business_date(slot, ZoneInfo(task.schedule.timezone or settings.timezone))
+    if task.ready.signal and store.signals.first(task.name, day) is None:
+        line += (f"; the signal is sent by 'manage-tasks ready {task.name} --date {day}' or "
+                 f"POST /api/v1/tasks/{task.name}/ready")
+    return line
 
 
 def _spelled(value: timedelta) -> str:

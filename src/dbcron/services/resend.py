@@ -1,9 +1,10 @@
 """`manage-tasks resend RUN`: deliver a finished run again from what it kept, never re-querying.
 
-A run keeps the mail it sent and each channel's body under
-``<output>/<task>/.sent/run-<id>/``. Resending reads those copies: the same
-message (same Message-ID, to the chosen recipients) and the same bodies (same
-Idempotency-Key, freshly signed, to the URL the task names now). Every resend
+A run keeps the mail it sent (``mail.eml``; a mail entry of ``deliver:`` as
+``<label>.eml``) and each channel's body under ``<output>/<task>/.sent/run-<id>/``.
+Resending reads those copies: the same message (same Message-ID, to the chosen
+recipients) and the same bodies (same Idempotency-Key, freshly signed, to the URL
+the task names now). Every resend
 adds its own rows to the ledger; the original rows stay as they were.
 """
 
@@ -42,10 +43,12 @@ def resend(store: Store, settings: Settings, run_id: int, failed_only: bool, now
         what = "no failed deliveries" if failed_only else "no deliveries"
         raise DbcronError(f"run {run_id} of {run.task} has {what} to resend "
                           f"(see 'manage-tasks history {run.task} --deliveries')")
+    from dbcron.model import MailChannel
+
     task = load(store, run.task)
     folder = sent_dir(settings.output_dir / run.task, run_id)
     items: list[dict[str, str]] = []
-    mail = [r.recipient for r in chosen if r.type == "mail"]
+    mail = [r.recipient for r in chosen if r.type == "mail" and r.channel == "mail"]
     if mail and (folder / "mail.eml").exists():
         items += _resend_mail(settings, folder / "mail.eml", mail)
     else:  # a burst: each recipient has a mail of their own
@@ -53,7 +56,12 @@ def resend(store: Store, settings: Settings, run_id: int, failed_only: bool, now
 
         for address in mail:
             items += _resend_mail(settings, folder / kept_mail_name(address), [address])
-    channels = {c.label: c for c in task.deliver}
+    entries: dict[str, list[str]] = {}
+    for row in (r for r in chosen if r.type == "mail" and r.channel != "mail"):
+        entries.setdefault(row.channel, []).append(row.recipient)
+    for label, to in entries.items():  # a mail entry of deliver:: its own kept message
+        items += _resend_mail(settings, folder / f"{label}.eml", to, label)
+    channels = {c.label: c for c in task.deliver if not isinstance(c, MailChannel)}
     for row in (r for r in chosen if r.type != "mail"):
         items.append(_resend_channel(row, channels, folder, run.task, run.scheduled_for))
     store.deliveries.record(run_id, run.task, items, now, resend=True)
@@ -70,8 +78,8 @@ def _missing(path: os.PathLike[str]) -> str:
             "files after DBCRON_KEEP_OUTPUT_DAYS")
 
 
-def _resend_mail(settings: Settings, eml: os.PathLike[str], to: list[str]
-                 ) -> list[dict[str, str]]:
+def _resend_mail(settings: Settings, eml: os.PathLike[str], to: list[str],
+                 channel: str = "mail") -> list[dict[str, str]]:
     from email import policy
     from email.parser import BytesParser
 
@@ -82,15 +90,15 @@ def _resend_mail(settings: Settings, eml: os.PathLike[str], to: list[str]
         with open(eml, "rb") as handle:
             msg = BytesParser(policy=policy.default).parse(handle)
     except FileNotFoundError:
-        return [_row("mail", "mail", a, "failed", _missing(eml)) for a in to]
+        return [_row(channel, "mail", a, "failed", _missing(eml)) for a in to]
     for header in ("To", "Cc", "Bcc"):
         del msg[header]
     msg["To"] = ", ".join(to)
     try:
         send_with_retry(mailer_for(settings), msg, attempts=2, backoff=5.0)
     except MailError as exc:
-        return [_row("mail", "mail", a, "failed", f"mail not sent: {exc}") for a in to]
-    return [_row("mail", "mail", a, "sent", "resent") for a in to]
+        return [_row(channel, "mail", a, "failed", f"mail not sent: {exc}") for a in to]
+    return [_row(channel, "mail", a, "sent", "resent") for a in to]
 
 
 def _resend_channel(row: DeliveryRow, channels: Mapping[str, Channel],

@@ -95,7 +95,9 @@ def mail_note(store: Store, run: RunRow) -> str:
     if task.kind not in ("report", "alert"):
         return ""
     if task.email is None:
-        return "no email configured: mail not sent" if task.kind == "report" else ""
+        mails = any(entry.type == "mail" for entry in task.deliver)
+        return "no email configured: mail not sent" if task.kind == "report" and not mails \
+            else ""
     if task.kind == "alert":
         return "no rows: the condition does not hold, mail not sent" if run.rows == 0 else ""
     if task.email.send == "if_rows" and run.rows == 0:

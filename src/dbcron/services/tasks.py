@@ -313,6 +313,7 @@ def delete(store: Store, name: str) -> None:
     get(store, name)
     store.tasks.delete(name)
     store.sent.forget(name)
+    store.signals.forget(name)
 
 
 def export_all(store: Store, default_tz: str) -> list[dict[str, Any]]:

@@ -11,12 +11,13 @@ from dbcron.store.deliveries import DeliveryRepo, DeliveryRow
 from dbcron.store.migrations import migrate
 from dbcron.store.runs import Claim, RunRepo, RunRow
 from dbcron.store.sent_results import SentResult, SentResultRepo
+from dbcron.store.signals import SignalRepo, SignalRow
 from dbcron.store.tasks import ApplyResult, TaskRepo, TaskRow
 from dbcron.store.tokens import TokenRepo, TokenRow
 
 __all__ = [
     "ApplyResult", "Claim", "DaemonRow", "DeliveryRow", "RunRequest", "RunRow", "SentResult",
-    "Store", "TaskRow", "TokenRow", "open_store",
+    "SignalRow", "Store", "TaskRow", "TokenRow", "open_store",
 ]
 
 
@@ -29,6 +30,7 @@ class Store:
         self.tokens = TokenRepo(db)
         self.sent = SentResultRepo(db)
         self.deliveries = DeliveryRepo(db)
+        self.signals = SignalRepo(db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -19,6 +19,7 @@ from dbcron.store.tables import (
     api_tokens,
     deliveries,
     metadata,
+    ready_signals,
     sent_keys,
     sent_results,
     sent_rows,
@@ -78,6 +79,11 @@ def _timestamp(conn: Connection) -> str:
     return "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
 
 
+def _v7(conn: Connection) -> None:
+    # A new table only; checkfirst keeps the step idempotent.
+    ready_signals.create(conn, checkfirst=True)
+
+
 # (version, what it changes, step); version 1 was the first schema.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "tasks.schedule: the schedule alone, for list and status", _v2),
@@ -86,6 +92,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
         "run_requests.scheduled_for, trigger: backfill requests", _v4),
     (5, "runs.fence, runs.effect_at: fencing of claims and side effects", _v5),
     (6, "sent_rows: the rows of the last mail, for if_changed to count what changed", _v6),
+    (7, "ready_signals: ready signals received, for ready: {signal: true}", _v7),
 ]
 LATEST = STEPS[-1][0]
 

@@ -1,5 +1,5 @@
 """The store's tables (SQLAlchemy Core): tasks, runs, run requests, daemons, store state,
-and what was delivered (change-aware mail)."""
+what was delivered (change-aware mail) and the ready signals received."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -196,4 +197,17 @@ sent_rows = Table(
     Column("row_hash", BigInteger, primary_key=True, autoincrement=False),
     Column("key_hash", BigInteger),
     Column("copies", Integer, nullable=False),
+)
+
+# Ready signals received (v7), for `ready: {signal: true}`: one row per signal, for the
+# business date it opens; pruned with the run history.
+ready_signals = Table(
+    "ready_signals",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("task", String(64), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("sender", String(80), nullable=False),  # "cli" or "http token <name>"
+    Index("ix_ready_signals_task_date", "task", "business_date"),
 )

@@ -1,4 +1,5 @@
-"""Deliveries beyond mail: each channel of a task's `deliver:` list, after the run's files.
+"""Deliveries by HTTP: each webhook, Slack and Teams channel of a task's `deliver:` list,
+after the run's files (its mail entries are mails: jobs/pipeline.py sends them).
 
 Each channel gets its own outcome (sent, failed with the reason, skipped with
 the reason) and one channel failing never stops the others. The POST carries
@@ -30,10 +31,11 @@ from dbcron.sources import secret_problem
 from dbcron.templating import render
 
 if TYPE_CHECKING:
-    from dbcron.model import Channel, Task
+    from dbcron.model import Channel, MailChannel, Task
 
 log = logging.getLogger("dbcron.deliver")
 DeliveryStatus = Literal["sent", "failed", "skipped"]
+DELIVERY_FAILED = "delivery failed for "  # how a run's error begins when an entry failed
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -103,8 +105,11 @@ def idempotency_key(task: str, slot: datetime, channel: str) -> str:
 
 def deliver_all(facts: RunFacts, environ: Mapping[str, str] | None = None,
                 sleep: Callable[[float], None] = time.sleep) -> list[Delivery]:
+    from dbcron.model import Channel
+
     env = os.environ if environ is None else environ
-    return [_deliver_one(facts, channel, env, sleep) for channel in facts.task.deliver]
+    return [_deliver_one(facts, channel, env, sleep) for channel in facts.task.deliver
+            if isinstance(channel, Channel)]
 
 
 def _deliver_one(facts: RunFacts, channel: Channel, environ: Mapping[str, str],
@@ -112,7 +117,7 @@ def _deliver_one(facts: RunFacts, channel: Channel, environ: Mapping[str, str],
     def outcome(status: DeliveryStatus, detail: str) -> Delivery:
         return Delivery(channel.label, channel.type, recipient_of(channel), status, detail)
 
-    why_not = _why_not(channel, facts)
+    why_not = skip_reason(channel, facts)
     if why_not:
         return outcome("skipped", why_not)
     key = idempotency_key(facts.task.name, facts.slot, channel.label)
@@ -140,7 +145,9 @@ def post(channel: Channel, body: bytes, key: str, environ: Mapping[str, str],
     return f"HTTP {posted.status}{tries}"
 
 
-def _why_not(channel: Channel, facts: RunFacts) -> str:
+def skip_reason(channel: Channel | MailChannel, facts: RunFacts) -> str:
+    """Why this entry is not sent for the run ("" when it is): the alert's condition, or
+    its own send rule."""
     if facts.holds is not None:
         return "" if facts.holds else "condition did not hold"
     if channel.send == "if_rows" and facts.rows == 0:
@@ -223,5 +230,5 @@ def summarize(deliveries: Sequence[Delivery]) -> tuple[str, str | None]:
         parts.append(f"posted to {', '.join(sent)}")
     if skipped:
         parts.append(f"not posted to {', '.join(skipped)}")
-    error = f"delivery failed for {'; '.join(failed)}" if failed else None
+    error = DELIVERY_FAILED + "; ".join(failed) if failed else None
     return "; ".join(parts), error

@@ -1,0 +1,75 @@
+"""Ready signals: "the data for this task and business date is loaded", sent by an ETL.
+
+A run whose gate says `signal: true` waits until a signal for its slot's date
+is here. Every signal is a row of its own (who sent it, when), so a repeated
+signal is harmless and the history says who opened a gate. The daemon follows
+the ids: a signal newer than the last it saw wakes that task's waiting runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import delete, func, insert, select
+
+from dbcron.store.database import Database
+from dbcron.store.tables import ready_signals
+
+
+@dataclass(frozen=True)
+class SignalRow:
+    id: int
+    task: str
+    business_date: date
+    received_at: datetime
+    sender: str
+
+
+class SignalRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, task: str, day: date, now: datetime, sender: str) -> SignalRow:
+        with self.db.write() as conn:
+            new_id = conn.execute(insert(ready_signals).values(
+                task=task, business_date=day, received_at=now, sender=sender,
+            )).inserted_primary_key
+        assert new_id is not None
+        return SignalRow(int(new_id[0]), task, day, now, sender)
+
+    def first(self, task: str, day: date) -> SignalRow | None:
+        """The first signal received for the task and date, or None."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(ready_signals.c.id, ready_signals.c.task, ready_signals.c.business_date,
+                       ready_signals.c.received_at, ready_signals.c.sender)
+                .where(ready_signals.c.task == task, ready_signals.c.business_date == day)
+                .order_by(ready_signals.c.id).limit(1)
+            ).first()
+        return SignalRow(*row) if row else None
+
+    def latest_id(self) -> int:
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.max(ready_signals.c.id))).scalar() or 0)
+
+    def since(self, seen: int) -> tuple[int, set[str]]:
+        """(the newest id, the tasks that got a signal after id `seen`)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(ready_signals.c.task, func.max(ready_signals.c.id))
+                .where(ready_signals.c.id > seen).group_by(ready_signals.c.task)
+            ).all()
+        return max((int(r[1]) for r in rows), default=seen), {r[0] for r in rows}
+
+    def prune(self, before: datetime) -> int:
+        """Forget signals received before `before` (with the run history of that time)."""
+        with self.db.write() as conn:
+            result = conn.execute(delete(ready_signals).where(
+                ready_signals.c.received_at < before))
+        return result.rowcount or 0
+
+    def forget(self, task: str) -> None:
+        """A deleted task's signals go with it: a new task of that name waits afresh."""
+        with self.db.write() as conn:
+            conn.execute(delete(ready_signals).where(ready_signals.c.task == task))

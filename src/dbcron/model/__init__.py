@@ -137,6 +137,10 @@ class Task(_Strict):
                 raise ValueError("burst: each mail goes only to the address in column "
                                  f"'{self.burst.column}'; leave out email.to, cc and bcc so "
                                  "nobody sees rows that are not theirs")
+            if self.email.too_large == "split":
+                raise ValueError("email.too_large: split is for one report mail, not a burst "
+                                 "(each recipient's files are zipped or left out with a "
+                                 "note); use zip, the default")
         allowed = _KIND_FIELDS[self.kind]
         for name in sorted(_OPTIONAL_KIND_FIELDS - allowed):
             if name in self.model_fields_set and getattr(self, name) not in (None, [], {}):

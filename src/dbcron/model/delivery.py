@@ -21,6 +21,7 @@ from dbcron.vocabulary import (
     CsvFormulas,
     Format,
     SendRule,
+    TooLarge,
 )
 
 
@@ -115,6 +116,11 @@ class Email(_Strict):
     body: str | None = Field(None, description="Jinja2 template; default: summary and rows")
     send: SendRule = "always"
     only_new: OnlyNew | None = None
+    too_large: TooLarge = Field(
+        "zip",
+        description="attachments over DBCRON_MAX_ATTACHMENT_MB even zipped: zip (leave them "
+        "out with a note) or split (several mails, each within the limit, files cut by rows)",
+    )
 
 
 class Burst(_Strict):

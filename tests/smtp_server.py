@@ -74,6 +74,9 @@ class SmtpTestServer:
     fail_first: int = 0
     fail_reply: str = "451 4.3.0 Try again later"
     fail_at: FailAt = "data"
+    # Transactions (1-based, counted by MAIL FROM) answered with fail_reply, besides
+    # the first fail_first: the second mail of a run, say.
+    fail_transactions: set[int] = field(default_factory=set)
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[ReceivedMessage] = field(default_factory=list)
@@ -129,7 +132,8 @@ class SmtpTestServer:
         self.stop()
 
     def _failing(self, stage: FailAt) -> bool:
-        return self.fail_at == stage and self.transactions <= self.fail_first
+        return self.fail_at == stage and (self.transactions <= self.fail_first
+                                          or self.transactions in self.fail_transactions)
 
     # aiosmtpd handler hooks: the server object is its own handler.
 

@@ -30,6 +30,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_export.py
+	$(BIN)/python bench/bench_split.py
 
 clean:
 	rm -rf $(VENV) var build src/*.egg-info

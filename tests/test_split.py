@@ -286,6 +286,7 @@ def split_task(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
     monkeypatch.setenv("DBCRON_SMTP_PORT", str(smtp_server.port))
     monkeypatch.setenv("DBCRON_SMTP_FROM", "dbcron@example.com")
     monkeypatch.setenv("DBCRON_MAX_ATTACHMENT_MB", str(LIMIT_MB))
+    monkeypatch.setenv("DBCRON_RETRY_BACKOFF_SECONDS", "1")
     db = tmp_path / "sales.db"
     fill_sales(f"sqlite:///{db}", rows=ROWS)
     monkeypatch.setenv("DBCRON_SOURCE_SALES", f"sqlite:///{db}")
@@ -377,3 +378,25 @@ def test_decimal_and_date_columns_survive_the_xlsx_cut(tmp_path: Path) -> None:
         back += [tuple(r) for r in sheet.iter_rows(min_row=2, values_only=True)]
         assert sheet["C2"].number_format == "yyyy-mm-dd"
     assert [(i, Decimal(str(d)), day.date(), t) for i, d, day, t in back] == rows
+
+
+def test_a_dry_run_previews_every_part_and_sends_them_to_the_given_address(
+        tmp_path: Path, smtp_server: SmtpTestServer) -> None:
+    url = fill_sales(f"sqlite:///{tmp_path / 'sales.db'}", rows=ROWS)
+    settings = make_settings(tmp_path, smtp_server, max_attachment_mb=LIMIT_MB)
+    task = _split_report(url, export={"formats": ["xlsx", "csv"], "filename": "s"})
+    out = tmp_path / "preview"
+    result = run(task, settings, dry_run=True, out_dir=out, to=("me@example.com",))
+    assert result.status == "succeeded", result.error
+    parts = [Path(p) for p in result.result["parts"]]
+    total = len(parts)
+    assert total >= 3 and all(p.parent == out and p.is_file() for p in parts)
+    assert result.result["eml"] == str(parts[0])
+    assert result.summary == (f"dry run; would have mailed 2 files in {total} parts to 2 "
+                              "recipients; sent to me@example.com instead; "
+                              f"preview in {parts[0]}")
+    received = [m.message for m in smtp_server.messages]
+    assert [m["Subject"] for m in received] == [
+        f"[dry run] Sales report 2026-03-01 (part {n} of {total})" for n in range(1, total + 1)]
+    assert all(".dry-run." in m["Message-ID"] for m in received)
+    assert not (tmp_path / "output").exists()

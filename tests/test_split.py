@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import re
+import zipfile
 from datetime import date
 from decimal import Decimal
 from email.message import EmailMessage
@@ -55,20 +56,36 @@ def _encoded_size(msg: EmailMessage) -> int:
     return total
 
 
-def _db_rows(url: str) -> list[tuple[Any, ...]]:
+QUERY = "SELECT id, region, amount, sold_on, ref FROM sales ORDER BY id"
+
+
+def _db_rows(url: str, query: str = QUERY) -> list[tuple[Any, ...]]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(sa.text(
-            "SELECT id, region, amount, sold_on FROM sales ORDER BY id"))]
+        rows = [tuple(r) for r in conn.execute(sa.text(query))]
     engine.dispose()
     return rows
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def big_sales(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The sales table with a reference per row that compresses badly, as real ids do:
+    its CSV does not fit zipped either, so it is cut."""
     if request.param == "sqlite":
-        return fill_sales(f"sqlite:///{tmp_path / 'sales.db'}", rows=ROWS)
-    return fill_sales(str(request.getfixturevalue("pg_url")), rows=ROWS)
+        url = fill_sales(f"sqlite:///{tmp_path / 'sales.db'}", rows=ROWS)
+    else:
+        url = fill_sales(str(request.getfixturevalue("pg_url")), rows=ROWS)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE sales ADD COLUMN ref VARCHAR(64)"))
+        conn.execute(sa.text("UPDATE sales SET ref = :ref WHERE id = :id"),
+                     [{"id": i, "ref": _hash(i)} for i in range(1, ROWS + 1)])
+    engine.dispose()
+    return url
+
+
+def _hash(i: int) -> str:
+    return hashlib.sha256(str(i).encode()).hexdigest()
 
 
 def _iso(day: Any) -> str:
@@ -80,7 +97,7 @@ def test_a_large_report_goes_out_in_numbered_threaded_parts(
         big_sales: str, tmp_path: Path, smtp_server: SmtpTestServer) -> None:
     url = big_sales
     settings = make_settings(tmp_path, smtp_server, max_attachment_mb=LIMIT_MB)
-    task = _split_report(url, export={
+    task = _split_report(url, query=QUERY, params={}, export={
         "formats": ["xlsx", "pdf", "csv"], "filename": "sales-{{ yesterday }}",
         "columns": {"amount": {"format": "#,##0.00", "label": "Amount"}}})
     result = run(task, settings, run_id=5)
@@ -124,15 +141,15 @@ def test_a_large_report_goes_out_in_numbered_threaded_parts(
     expected = _db_rows(url)
 
     # CSV: each part opens alone (BOM, header); together every row once, in order.
-    header = ["id", "region", "Amount", "sold_on"]
+    header = ["id", "region", "Amount", "sold_on", "ref"]
     got: list[list[str]] = []
     for name in csvs:
         assert files[name].startswith(codecs.BOM_UTF8)
         records = list(csv.reader(io.StringIO(files[name].decode("utf-8-sig"), newline="")))
         assert records[0] == header
         got += records[1:]
-    assert got == [[str(i), region, f"{amount:,.2f}", _iso(day)]
-                   for i, region, amount, day in expected]
+    assert got == [[str(i), region, f"{amount:,.2f}", _iso(day), ref]
+                   for i, region, amount, day, ref in expected]
     whole = (settings.output_dir / "daily-sales" / "sales-2026-03-01.csv").read_bytes()
     assert b"".join(files[n].removeprefix(codecs.BOM_UTF8).split(b"\r\n", 1)[1]
                     for n in csvs) == whole.split(b"\r\n", 1)[1]
@@ -150,8 +167,8 @@ def test_a_large_report_goes_out_in_numbered_threaded_parts(
         if url.startswith("postgresql"):
             assert sheet["D2"].number_format == "yyyy-mm-dd"
         rows += [tuple(r) for r in sheet.iter_rows(min_row=2, values_only=True)]
-    assert [(i, r, float(a), _iso(d)) for i, r, a, d in rows] == \
-        [(i, r, float(a), _iso(d)) for i, r, a, d in expected]
+    assert [(i, r, float(a), _iso(d), h) for i, r, a, d, h in rows] == \
+        [(i, r, float(a), _iso(d), h) for i, r, a, d, h in expected]
 
 
 def _part_number(name: str) -> int:
@@ -175,7 +192,7 @@ def test_an_xlsx_part_opens_in_libreoffice(tmp_path: Path, smtp_server: SmtpTest
                       "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true")
     lines = (out / path.with_suffix(".csv").name).read_text(encoding="utf-8").splitlines()
     assert lines[0] == "id,region,amount,sold_on"
-    expected = _db_rows(url)
+    expected = _db_rows(url, "SELECT id, region, amount, sold_on FROM sales ORDER BY id")
     first = int(lines[1].split(",")[0])
     assert len(lines) - 1 == len(expected) - first + 1  # the last part ends with the last row
     i, region, amount, day = expected[first - 1]
@@ -228,7 +245,7 @@ def test_csv_parts_cut_between_records_in_the_task_encoding(
 
 def _note(i: int) -> str:
     # A hash per row, so the file does not fit zipped either.
-    return f"{NOTES[i % len(NOTES)]} {hashlib.sha256(str(i).encode()).hexdigest()}"
+    return f"{NOTES[i % len(NOTES)]} {_hash(i)}"
 
 
 def _as_written(note: str, cp1252: bool) -> str:
@@ -294,7 +311,8 @@ def split_task(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
         "name": "daily-sales", "kind": "report", "schedule": {"cron": "0 9 * * *"},
         "source": "sales", "query": "SELECT id, region, amount, sold_on FROM sales ORDER BY id",
         "export": {"formats": ["xlsx", "csv"], "filename": "sales"},
-        "policy": {"retries": 2},
+        # timeout: SMTP retries within a run wait a twentieth of it (3 s).
+        "policy": {"retries": 2, "timeout": "1m"},
         "email": {"to": ["anna@example.com"], "subject": "Sales", "too_large": "split"},
     }
     path = tmp_path / "daily-sales.yaml"
@@ -319,6 +337,12 @@ def test_an_outage_mid_split_repeats_that_part_only(
     assert total >= 3 and smtp_server.transactions == total + 1
     assert ids[1:] == [ids[0].replace("@", f".part{n}@") for n in range(2, total + 1)]
     assert [s for _, s, _ in _ledger(run_cli)] == ["sent"] * total
+    # The XLSX is cut; the CSV fits zipped on its own, and one whole file beats pieces.
+    names = [n for m in smtp_server.messages for n in attachments(m.message)]
+    assert names == [f"sales-part{n}.xlsx" for n in range(1, total)] + ["sales.csv.zip"]
+    with zipfile.ZipFile(io.BytesIO(attachments(smtp_server.messages[-1].message)
+                                    ["sales.csv.zip"][1])) as archive:
+        assert archive.namelist() == ["sales.csv"]
 
 
 def test_a_refused_part_is_resent_alone_with_its_message_id(

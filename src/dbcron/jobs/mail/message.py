@@ -172,7 +172,11 @@ def base64_size(n: int) -> int:
 
 
 def _zip(paths: list[Path]) -> Path:
-    archive = _zip_path(paths)
+    return zip_files(paths, _zip_path(paths))
+
+
+def zip_files(paths: Sequence[Path], archive: Path) -> Path:
+    """Write the files into the zip ``archive`` (replaced only once complete)."""
     with atomic_file(archive) as out, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in paths:
             zf.write(path, arcname=path.name)  # reads the file in chunks

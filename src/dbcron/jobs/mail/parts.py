@@ -2,8 +2,9 @@
 
 When the files do not fit ``DBCRON_MAX_ATTACHMENT_MB`` even zipped, they are
 packed in order into as few mails as they need: a file that fits goes whole, a
-CSV or XLSX file over the limit is cut by rows (``export.cut``), and what
-cannot be cut (a PDF, one row over the limit) is left out with the usual note.
+file over the limit goes zipped alone when that fits (``sales.csv.zip``), else
+a CSV or XLSX file is cut by rows (``export.cut``), and what cannot be cut (a
+PDF, one row over the limit) is left out with the usual note.
 Part 1 carries the report's body and says how many parts follow; parts 2..n
 answer it (In-Reply-To, References), so a mail client shows one thread.
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
-from dbcron.jobs.mail.message import base64_size, fit_attachments
+from dbcron.jobs.mail.message import base64_size, fit_attachments, zip_files
 
 log = logging.getLogger("dbcron.mail")
 
@@ -72,9 +73,15 @@ def plan_split(files: Sequence[Path], limit: int, cut: Cutter) -> Split:
     items: list[Path] = []
     pieces: list[Path] = []
     left: list[Path] = []
+    archives: list[Path] = []
     for path in files:
         if base64_size(path.stat().st_size) <= limit:
             items.append(path)
+            continue
+        archive = _zip_alone(path, limit)
+        if archive is not None:
+            items.append(archive)
+            archives.append(archive)
             continue
         cut_into: list[Path] = []
         if cuttable(path):
@@ -91,9 +98,23 @@ def plan_split(files: Sequence[Path], limit: int, cut: Cutter) -> Split:
     if len(parts) > MAX_PARTS:
         log.warning("the files would take %d mails (at most %d): left out with a note",
                     len(parts), MAX_PARTS)
-        remove_files(pieces)
+        remove_files([*pieces, *archives])
         return Split([], list(files), too_many=len(parts))
     return Split(parts, left, pieces)
+
+
+def _zip_alone(path: Path, limit: int) -> Path | None:
+    """``sales.csv.zip`` when that fits in one mail: one whole file beats pieces of it.
+
+    An XLSX file is a zip already, so zipping it again gains nothing.
+    """
+    if path.suffix.lower() == ".xlsx":
+        return None
+    archive = zip_files([path], path.with_name(f"{path.name}.zip"))
+    if base64_size(archive.stat().st_size) <= limit:
+        return archive
+    archive.unlink()
+    return None
 
 
 def _pack(items: Sequence[Path], limit: int) -> list[list[Path]]:

@@ -8,8 +8,8 @@ stream: memory holds one record (CSV) or one batch of rows (XLSX), never the
 file.
 
 A PDF cannot be cut without a PDF library dbcron does not ship (pages would
-have to be copied out of reportlab's output), so ``cuttable`` says no and a PDF
-over the limit is left out of the mail with the usual note.
+have to be copied out of reportlab's output): ``cut`` raises ``CannotCut``,
+and a PDF over the limit is left out of the mail with the usual note.
 """
 
 from __future__ import annotations
@@ -35,10 +35,6 @@ _XLSX_BATCH = 1000
 
 class CannotCut(Exception):
     """The file cannot be cut to fit: one row alone is over the budget."""
-
-
-def cuttable(path: Path) -> bool:
-    return path.suffix.lower() in (".csv", ".xlsx")
 
 
 def piece_path(path: Path, number: int) -> Path:

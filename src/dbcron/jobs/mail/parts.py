@@ -62,9 +62,9 @@ def plan_split(files: Sequence[Path], limit: int, cut: Cutter) -> Split:
     """Decide the parts: as they are or zipped when that fits, else cut and packed.
 
     ``cut(path, budget)`` cuts one file into pieces of at most ``budget`` bytes,
-    raising ``CannotCut`` (or returning nothing) when it cannot.
+    raising ``CannotCut`` when it cannot.
     """
-    from dbcron.jobs.export.cut import CannotCut, cuttable, remove_files
+    from dbcron.jobs.export.cut import CannotCut, remove_files
 
     fitted, left_out = fit_attachments(list(files), limit)
     if not left_out:
@@ -83,17 +83,14 @@ def plan_split(files: Sequence[Path], limit: int, cut: Cutter) -> Split:
             items.append(archive)
             archives.append(archive)
             continue
-        cut_into: list[Path] = []
-        if cuttable(path):
-            try:
-                cut_into = cut(path, budget)
-            except CannotCut as exc:
-                log.warning("cannot split %s into parts: %s", path.name, exc)
-        if cut_into:
-            items += cut_into
-            pieces += cut_into
-        else:
+        try:
+            cut_into = cut(path, budget)
+        except CannotCut as exc:
+            log.warning("cannot split %s into parts: %s", path.name, exc)
             left.append(path)
+            continue
+        items += cut_into
+        pieces += cut_into
     parts = _pack(items, limit)
     if len(parts) > MAX_PARTS:
         log.warning("the files would take %d mails (at most %d): left out with a note",

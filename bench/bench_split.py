@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import multiprocessing
-import resource
 import tempfile
 import time
 import zoneinfo
@@ -57,8 +56,16 @@ def _cut(path: str, rows: int, out: Any) -> None:
     wall = time.perf_counter() - started
     largest = max(p.stat().st_size for p in pieces)
     remove_files(pieces)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out.put({"pieces": len(pieces), "largest": largest, "wall": wall, "peak_mb": peak_mb})
+    out.put({"pieces": len(pieces), "largest": largest, "wall": wall, "peak_mb": _peak_mb()})
+
+
+def _peak_mb() -> float:
+    """This process's peak RSS. Not getrusage's ru_maxrss: on Linux a forked child
+    starts with its parent's high-water mark, which exec does not reset."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def _measure(path: Path, rows: int) -> dict[str, Any]:

@@ -132,7 +132,9 @@ def cut_xlsx(path: Path, budget: int, columns: Sequence[str], options: ExportOpt
 
     An XLSX is compressed, so the rows a piece can hold are estimated from the
     whole file's size; when a piece still comes out over the budget, the cut
-    starts again with proportionally fewer rows.
+    starts again with proportionally fewer rows. Memory: openpyxl scans each
+    sheet once at load to size it (our streamed sheets carry no <dimension>),
+    about 80 bytes a row, freed before the rows are read (docs/benchmarks.md).
     """
     overhead = _empty_size(path, columns, options)
     per_row = max(path.stat().st_size - overhead, 1) / max(rows, 1)

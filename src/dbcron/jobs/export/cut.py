@@ -5,7 +5,7 @@ over the attachment limit becomes ``NAME-part1.csv``, ``NAME-part2.csv``, ...
 of at most ``budget`` bytes each, every one with the header, so each part
 opens alone and the parts together hold every row once, in order. Both cuts
 stream: memory holds one record (CSV) or one batch of rows (XLSX), never the
-file.
+rows of the file (see ``cut_xlsx`` for what openpyxl holds while opening one).
 
 A PDF cannot be cut without a PDF library dbcron does not ship (pages would
 have to be copied out of reportlab's output): ``cut`` raises ``CannotCut``,
@@ -134,7 +134,7 @@ def cut_xlsx(path: Path, budget: int, columns: Sequence[str], options: ExportOpt
     whole file's size; when a piece still comes out over the budget, the cut
     starts again with proportionally fewer rows. Memory: openpyxl scans each
     sheet once at load to size it (our streamed sheets carry no <dimension>),
-    about 80 bytes a row, freed before the rows are read (docs/benchmarks.md).
+    about 80 bytes a row, freed once it is open (docs/benchmarks.md).
     """
     overhead = _empty_size(path, columns, options)
     per_row = max(path.stat().st_size - overhead, 1) / max(rows, 1)

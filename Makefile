@@ -31,6 +31,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_export.py
 	$(BIN)/python bench/bench_changes.py
+	$(BIN)/python bench/bench_split.py
 
 clean:
 	rm -rf $(VENV) var build src/*.egg-info

@@ -76,6 +76,9 @@ class SmtpTestServer:
     fail_at: FailAt = "data"
     # Recipients answered 550 at RCPT (a mailbox that does not exist), whatever the count.
     refuse: set[str] = field(default_factory=set)
+    # Transactions (1-based, counted by MAIL FROM) answered with fail_reply, besides
+    # the first fail_first: the second mail of a run, say.
+    fail_transactions: set[int] = field(default_factory=set)
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[ReceivedMessage] = field(default_factory=list)
@@ -131,7 +134,8 @@ class SmtpTestServer:
         self.stop()
 
     def _failing(self, stage: FailAt) -> bool:
-        return self.fail_at == stage and self.transactions <= self.fail_first
+        return self.fail_at == stage and (self.transactions <= self.fail_first
+                                          or self.transactions in self.fail_transactions)
 
     # aiosmtpd handler hooks: the server object is its own handler.
 

@@ -20,6 +20,8 @@ DstOverlap = Literal["first", "both"]
 CsvEncoding = Literal["utf-8-sig", "utf-8", "utf-16", "cp1252", "latin-1"]
 # CSV text cells that a spreadsheet would run as a formula: escaped, or kept as stored.
 CsvFormulas = Literal["escape", "keep"]
+# Attachments over the limit even zipped: left out with a note, or the mail split into parts.
+TooLarge = Literal["zip", "split"]
 # Business calendars: what a slot on a closed day does, and the days a weekend holds.
 OnHoliday = Literal["skip", "next", "previous"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from dbcron.jobs.alert import Condition, Verdict
     from dbcron.jobs.changes import ChangeTracker
     from dbcron.jobs.export import ExportOptions
+    from dbcron.jobs.mail.parts import Split
     from dbcron.jobs.query import QueryStream
     from dbcron.model import Email, MailChannel, Task
 
@@ -118,7 +119,7 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
     else:
         assert task.email is not None  # _decide said there is one
         mail = _compose(request, plan, output, decision, task.email, published)
-        result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)]
+        result.artifacts += [str(plan.out_dir / n) for n in _made(mail.messages, output.files)]
         sender = _send_dry_run if request.dry_run else _send
         sender(request, plan, mail, decision, result)
         if track is not None and not request.dry_run:
@@ -191,31 +192,34 @@ def _deliver_channels(request: JobRequest, plan: _Plan, output: _Output, decisio
 
 def _send_entry(request: JobRequest, plan: _Plan, output: _Output, mail: _Mail,
                 entry: MailChannel, result: JobResult) -> tuple[str, str]:
-    """Send one mail entry, kept for resend as `<label>.eml`: (summary, error) of which
-    one is empty. Its own ledger rows, one per recipient."""
+    """Send one mail entry (never split: only the primary mail splits), kept for resend as
+    `<label>.eml`: (summary, error) of which one is empty. Its own ledger rows, one per
+    recipient."""
     from dbcron.jobs.deliver import keep_sent
 
-    to = recipients(mail.message)
-    keep_sent(plan.out_dir, request.run_id, f"{entry.label}.eml", mail.message.as_bytes())
-    result.artifacts += [str(plan.out_dir / n) for n in _zips(mail.message, output.files)
+    [message] = mail.messages
+    to = recipients(message)
+    keep_sent(plan.out_dir, request.run_id, f"{entry.label}.eml", message.as_bytes())
+    result.artifacts += [str(plan.out_dir / n) for n in _made(mail.messages, output.files)
                          if str(plan.out_dir / n) not in result.artifacts]
     try:
-        deliver(request.settings, mail.message, request.timeout)
+        deliver(request.settings, message, request.timeout)
     except JobError as exc:
         result.deliveries += _mail_ledger(to, "failed", str(exc), entry.label)
         return "", f"{entry.label}: {exc}"
     result.deliveries += _mail_ledger(to, "sent", _accepted(request), entry.label)
-    return f"{entry.label}: {_mailed(mail.message, mail.file_count, plan.out_dir)}", ""
+    return f"{entry.label}: {_mailed(mail, plan.out_dir)}", ""
 
 
 def _entry_dry_run(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision,
                    entry: MailChannel) -> str:
     """A dry run writes each mail entry's .eml beside the primary one; it sends none."""
     mail = _compose(request, plan, output, decision, entry, None)
+    [message] = mail.messages
     eml = OutboxMailer(plan.out_dir)
-    eml.send(mail.message)
-    return (f"would have {entry.label}: {_mailed(mail.message, mail.file_count, plan.out_dir)} "
-            f"(preview in {eml.path_for(mail.message)})")
+    eml.send(message)
+    return (f"would have {entry.label}: {_mailed(mail, plan.out_dir)} "
+            f"(preview in {eml.path_for(message)})")
 
 
 @dataclass(frozen=True)
@@ -317,11 +321,13 @@ def _decide(task: Task, output: _Output, condition: Condition | None, dry_run: b
 
 @dataclass(frozen=True)
 class _Mail:
-    """The composed mail to the task's recipients, and how to address the same mail elsewhere."""
+    """The composed mail to the task's recipients (several when split into parts), and
+    how to address the same mail elsewhere."""
 
-    message: EmailMessage
-    readdress: Callable[[Sequence[str], str], EmailMessage]
+    messages: list[EmailMessage]
+    readdress: Callable[[Sequence[str], str], list[EmailMessage]]
     file_count: int  # files the run wrote, attached or not
+    split_note: str = ""  # what a split left out, and why
 
 
 def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decision,
@@ -356,35 +362,97 @@ def _compose(request: JobRequest, plan: _Plan, output: _Output, decision: _Decis
         )
     name = f"{task.name}.{spec.label}" if isinstance(spec, MailChannel) else task.name
     attach = not isinstance(spec, MailChannel) or spec.attach
+    # Only the primary mail splits: a mail entry goes as one mail (zipped, or with a note).
+    split = (_split(request, plan, output)
+             if not isinstance(spec, MailChannel) and spec.too_large == "split" else None)
+    files = output.files if attach else []
+    # One mail (as under zip) unless the split needs more: its files, zipped or not.
+    single = files if split is None else (split.parts[0] if split.parts else [])
 
-    def message(
+    def messages(
         to: Sequence[str], cc: Sequence[str], bcc: Sequence[str], prefix: str
-    ) -> EmailMessage:
-        return compose(
-            request.settings,
-            message_id=make_message_id(f"{name}.dry-run" if request.dry_run else name,
-                                       request.slot, plan.domain),
-            to=to,
-            cc=cc,
-            bcc=bcc,
-            subject=prefix + subject,
-            text=text,
-            html=html,
-            attachments=output.files if attach else (),
-            output_note=published or str(plan.out_dir),
-        )
+    ) -> list[EmailMessage]:
+        message_id = make_message_id(f"{name}.dry-run" if request.dry_run else name,
+                                     request.slot, plan.domain)
+        note = published or str(plan.out_dir)
+        if split is None or split.total < 2:
+            return [compose(
+                request.settings, message_id=message_id, to=to, cc=cc, bcc=bcc,
+                subject=prefix + subject, text=text, html=html,
+                attachments=single,
+                output_note=note, left_out=split.left_out if split else (),
+            )]
+        return _parts(request, split, message_id, to, cc, bcc, prefix + subject, text, html,
+                      note)
 
     return _Mail(
-        message=message(spec.to, spec.cc, spec.bcc, ""),
-        readdress=lambda to, prefix: message(to, (), (), prefix),
-        file_count=len(output.files) if attach else 0,
+        messages=messages(spec.to, spec.cc, spec.bcc, ""),
+        readdress=lambda to, prefix: messages(to, (), (), prefix),
+        file_count=len(files),
+        split_note=_split_note(split) if split else "",
     )
+
+
+def _split_note(split: Split) -> str:
+    from dbcron.jobs.mail.parts import MAX_PARTS
+
+    if split.too_many:
+        return (f"not split: it would take {split.too_many} mails, more than "
+                f"{MAX_PARTS}; the files are left out")
+    if split.left_out:
+        names = ", ".join(p.name for p in split.left_out)
+        return f"left out, too large even cut by rows: {names}"
+    return ""
+
+
+def _split(request: JobRequest, plan: _Plan, output: _Output) -> Split:
+    """email.too_large: split: which files go in which mail, files cut by rows."""
+    from dbcron.jobs.export.cut import cut
+    from dbcron.jobs.mail.parts import plan_split
+
+    limit = int(request.settings.max_attachment_mb * 1024 * 1024)
+    return plan_split(output.files, limit,
+                      lambda path, budget: cut(path, budget, output.columns, plan.options,
+                                               output.rows))
+
+
+def _parts(request: JobRequest, split: Split, message_id: str, to: Sequence[str],
+           cc: Sequence[str], bcc: Sequence[str], subject: str, text: str, html: str | None,
+           note: str) -> list[EmailMessage]:
+    """Part 1 with the report's body, parts 2..n answering it with the rest of the files."""
+    from dbcron.jobs.mail.message import append_note
+    from dbcron.jobs.mail.parts import (
+        first_part_note,
+        later_part_text,
+        part_message_id,
+        part_subject,
+        thread,
+    )
+
+    total = split.total
+    said = first_part_note(split, request.settings.max_attachment_mb)
+    built = []
+    for number, files in enumerate(split.parts, start=1):
+        if number == 1:
+            body, alternative = append_note(text, html, said)
+        else:
+            body, alternative = later_part_text(subject, number, total, files), None
+        msg = compose(
+            request.settings, message_id=part_message_id(message_id, number), to=to, cc=cc,
+            bcc=bcc, subject=part_subject(subject, number, total), text=body,
+            html=alternative, attachments=files, output_note=note,
+            left_out=split.left_out if number == 1 else (),
+        )
+        if number > 1:
+            thread(msg, message_id)
+        built.append(msg)
+    return built
 
 
 def _mail_ledger(to: Sequence[str], status: str, detail: str, channel: str = "mail"
                  ) -> list[dict[str, str]]:
     """Ledger rows of a mail, one per recipient; `channel` is "mail" for the task's email:
-    and the entry's label for a mail of deliver:."""
+    (with parts, "mail part k/n") and the entry's label for a mail of deliver:."""
     return [{"channel": channel, "type": "mail", "recipient": address, "status": status,
              "detail": detail} for address in to]
 
@@ -396,19 +464,37 @@ def _accepted(request: JobRequest) -> str:
 def _send(
     request: JobRequest, plan: _Plan, mail: _Mail, decision: _Decision, result: JobResult
 ) -> None:
+    """Send the mail, or its parts in order; a part that fails stops the rest."""
     from dbcron.jobs.deliver import keep_sent
+    from dbcron.jobs.mail.parts import kept_name, part_channel
 
-    to = recipients(mail.message)
-    # Kept beside the files so `manage-tasks resend` sends this very message again.
-    keep_sent(plan.out_dir, request.run_id, "mail.eml", mail.message.as_bytes())
+    total = len(mail.messages)
+    to = recipients(mail.messages[0])
+    # Kept beside the files so `manage-tasks resend` sends these very messages again.
+    for number, msg in enumerate(mail.messages, start=1):
+        keep_sent(plan.out_dir, request.run_id, kept_name(number, total), msg.as_bytes())
     gate(request, "sending its mail")
-    try:
-        deliver(request.settings, mail.message, request.timeout)
-    except JobError as exc:
-        exc.deliveries = _mail_ledger(to, "failed", str(exc))
-        raise
-    result.deliveries = _mail_ledger(to, "sent", _accepted(request))
-    mailed = _mailed(mail.message, mail.file_count, plan.out_dir)
+    sent = _accepted(request)
+    ledger: list[dict[str, str]] = []
+    for number, msg in enumerate(mail.messages, start=1):
+        try:
+            deliver(request.settings, msg, request.timeout)
+        except JobError as exc:
+            ledger += _mail_ledger(to, "failed", str(exc), part_channel(number, total))
+            for later in range(number + 1, total + 1):
+                ledger += _mail_ledger(to, "failed", f"not sent: part {number} failed",
+                                       part_channel(later, total))
+            if number == 1:
+                exc.deliveries = ledger
+                raise
+            # A retry would send the parts before it again: resend sends only the rest.
+            raise JobError(f"{exc} (part {number} of {total}; parts 1 to {number - 1} were "
+                           f"sent, so the run is not retried: 'manage-tasks resend "
+                           f"{request.run_id} --failed-only' sends the rest)",
+                           retryable=False, deliveries=ledger) from None
+        ledger += _mail_ledger(to, "sent", sent, part_channel(number, total))
+    result.deliveries = ledger
+    mailed = _mailed(mail, plan.out_dir)
     result.summary = "; ".join([*decision.notes, mailed])
 
 
@@ -417,19 +503,23 @@ def _send_dry_run(
 ) -> None:
     """What the slot would send is written next to its files, and only goes out
     (marked) to the addresses given on the command line."""
-    msg = mail.message
+    msg = mail.messages[0]
     eml = OutboxMailer(plan.out_dir)
-    eml.send(msg)
+    for part in mail.messages:
+        eml.send(part)
     preview = {
         "subject": str(msg["Subject"]),
         "recipients": recipients(msg),
-        "attachments": [str(plan.out_dir / n) for n in attached_names(msg)],
+        "attachments": [str(plan.out_dir / n) for m in mail.messages for n in attached_names(m)],
         "eml": str(eml.path_for(msg)),
         "sent_to": list(request.to),
     }
-    would = f"would have {_mailed(msg, mail.file_count, plan.out_dir)}"
+    if len(mail.messages) > 1:
+        preview["parts"] = [str(eml.path_for(m)) for m in mail.messages]
+    would = f"would have {_mailed(mail, plan.out_dir)}"
     if request.to:
-        deliver(request.settings, mail.readdress(request.to, "[dry run] "), request.timeout)
+        for part in mail.readdress(request.to, "[dry run] "):
+            deliver(request.settings, part, request.timeout)
         to = ", ".join(request.to)
         if request.settings.smtp_host:
             would += f"; sent to {to} instead"
@@ -528,15 +618,23 @@ def _subject(task: Task, template: str | None, env: dict[str, Any], found: Verdi
     return f"{task.description or task.name} ({local:%Y-%m-%d})"
 
 
-def _zips(msg: EmailMessage, files: Sequence[Path]) -> list[str]:
-    """Archives build_message made next to the files because they were too big."""
+def _made(messages: Sequence[EmailMessage], files: Sequence[Path]) -> list[str]:
+    """Files build_message or the split made next to the exports: a zip, the pieces."""
     names = {p.name for p in files}
-    return [n for n in attached_names(msg) if n not in names and n.endswith(".zip")]
+    return [n for m in messages for n in attached_names(m) if n not in names]
 
 
-def _mailed(msg: EmailMessage, file_count: int, out_dir: Path) -> str:
-    people = len(recipients(msg))
+def _mailed(mail: _Mail, out_dir: Path) -> str:
+    people = len(recipients(mail.messages[0]))
     to = f"to {people} recipient{'' if people == 1 else 's'}"
+    return "; ".join(filter(None, [_mailed_files(mail, out_dir, to), mail.split_note]))
+
+
+def _mailed_files(mail: _Mail, out_dir: Path, to: str) -> str:
+    msg, file_count = mail.messages[0], mail.file_count
+    if len(mail.messages) > 1:
+        return (f"mailed {file_count} file{'' if file_count == 1 else 's'} in "
+                f"{len(mail.messages)} parts {to}")
     attached = attached_names(msg)
     if not file_count:
         return f"mailed {to}"

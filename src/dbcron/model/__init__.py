@@ -168,6 +168,10 @@ class Task(_Strict):
                 raise ValueError("burst: send: if_changed, only_new and changes compare a "
                                  "task's whole result with its last mail, which a burst does "
                                  "not send; leave them out, or drop burst")
+            if self.email.too_large == "split":
+                raise ValueError("email.too_large: split is for one report mail, not a burst "
+                                 "(each recipient's files are zipped or left out with a "
+                                 "note); use zip, the default")
         allowed = _KIND_FIELDS[self.kind]
         for name in sorted(_OPTIONAL_KIND_FIELDS - allowed):
             if name in self.model_fields_set and getattr(self, name) not in (None, [], {}):

@@ -21,6 +21,7 @@ from dbcron.vocabulary import (
     CsvFormulas,
     Format,
     SendRule,
+    TooLarge,
 )
 
 
@@ -126,6 +127,11 @@ class Email(_Strict):
     send: SendRule = "always"
     only_new: OnlyNew | None = None
     changes: Changes | None = None
+    too_large: TooLarge = Field(
+        "zip",
+        description="attachments over DBCRON_MAX_ATTACHMENT_MB even zipped: zip (leave them "
+        "out with a note) or split (several mails, each within the limit, files cut by rows)",
+    )
 
     @model_validator(mode="after")
     def _changes_need_if_changed(self) -> Email:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dbcron.errors import DbcronError
@@ -48,19 +49,13 @@ def resend(store: Store, settings: Settings, run_id: int, failed_only: bool, now
     task = load(store, run.task)
     folder = sent_dir(settings.output_dir / run.task, run_id)
     items: list[dict[str, str]] = []
-    mail = [r.recipient for r in chosen if r.type == "mail" and r.channel == "mail"]
-    if mail and (folder / "mail.eml").exists():
-        items += _resend_mail(settings, folder / "mail.eml", mail)
-    else:  # a burst: each recipient has a mail of their own
-        from dbcron.jobs.burst import kept_mail_name
-
-        for address in mail:
-            items += _resend_mail(settings, folder / kept_mail_name(address), [address])
-    entries: dict[str, list[str]] = {}
-    for row in (r for r in chosen if r.type == "mail" and r.channel != "mail"):
-        entries.setdefault(row.channel, []).append(row.recipient)
-    for label, to in entries.items():  # a mail entry of deliver:: its own kept message
-        items += _resend_mail(settings, folder / f"{label}.eml", to, label)
+    # Per channel: "mail", "mail part 2/3" of a split, or a mail entry's label.
+    mail: dict[str, list[str]] = {}
+    for r in chosen:
+        if r.type == "mail":
+            mail.setdefault(r.channel, []).append(r.recipient)
+    for channel, to in mail.items():
+        items += _resend_mails(settings, folder, channel, to)
     channels = {c.label: c for c in task.deliver if not isinstance(c, MailChannel)}
     for row in (r for r in chosen if r.type != "mail"):
         items.append(_resend_channel(row, channels, folder, run.task, run.scheduled_for))
@@ -78,8 +73,27 @@ def _missing(path: os.PathLike[str]) -> str:
             "files after DBCRON_KEEP_OUTPUT_DAYS")
 
 
-def _resend_mail(settings: Settings, eml: os.PathLike[str], to: list[str],
-                 channel: str = "mail") -> list[dict[str, str]]:
+def _resend_mails(settings: Settings, folder: Path, channel: str, to: list[str]
+                  ) -> list[dict[str, str]]:
+    """A part of a split mail, a mail entry of deliver:, the run's one mail, or a burst's
+    mail per recipient."""
+    from dbcron.jobs.burst import kept_mail_name
+    from dbcron.jobs.mail.parts import kept_name_of
+
+    part = kept_name_of(channel)
+    if part is not None:
+        return _resend_mail(settings, folder / part, to, channel)
+    if channel != "mail":  # a mail entry of deliver:: its own kept message
+        return _resend_mail(settings, folder / f"{channel}.eml", to, channel)
+    if (folder / "mail.eml").exists():
+        return _resend_mail(settings, folder / "mail.eml", to, channel)
+    return [row for address in to
+            for row in _resend_mail(settings, folder / kept_mail_name(address), [address],
+                                    channel)]
+
+
+def _resend_mail(settings: Settings, eml: os.PathLike[str], to: list[str], channel: str
+                 ) -> list[dict[str, str]]:
     from email import policy
     from email.parser import BytesParser
 
@@ -103,8 +117,6 @@ def _resend_mail(settings: Settings, eml: os.PathLike[str], to: list[str],
 
 def _resend_channel(row: DeliveryRow, channels: Mapping[str, Channel],
                     folder: os.PathLike[str], task: str, slot: datetime) -> dict[str, str]:
-    from pathlib import Path
-
     from dbcron.jobs.deliver import idempotency_key, post
     from dbcron.jobs.deliver.post import DeliveryFailed
 

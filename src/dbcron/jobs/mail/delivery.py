@@ -78,6 +78,7 @@ def compose(
     html: str | None,
     attachments: Sequence[Path] = (),
     output_note: str = "",
+    left_out: Sequence[Path] = (),
 ) -> EmailMessage:
     """build_message with the settings' sender and size limit; bad addresses are JobErrors."""
     try:
@@ -93,6 +94,7 @@ def compose(
             date=datetime.now(UTC),
             max_attachment_bytes=int(settings.max_attachment_mb * 1024 * 1024),
             output_note=output_note,
+            left_out=left_out,
         )
         if bcc:
             # smtplib takes Bcc recipients from this header and strips it on the wire.

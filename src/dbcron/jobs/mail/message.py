@@ -95,6 +95,7 @@ def build_message(
     date: datetime,
     max_attachment_bytes: int = 10 * 1024 * 1024,
     output_note: str = "",
+    left_out: Sequence[Path] = (),
 ) -> EmailMessage:
     """Build the mail: text (+ html alternative) and the files, zipped or left out when too big.
 
@@ -102,6 +103,8 @@ def build_message(
     encoded. Over the limit, all files go into one zip next to them; if that
     is still over, no file is attached and the body says where they are
     (``output_note``), so the recipient never gets a mail with nothing in it.
+    ``left_out`` names files the caller already kept out (a mail split into
+    parts), which the note names too.
     """
     from_address = parse_address(sender)
     to_addresses = [parse_address(a) for a in to]
@@ -113,12 +116,13 @@ def build_message(
     if date.tzinfo is None:
         raise ValueError(f"date {date.isoformat()} has no timezone; pass an aware datetime")
 
-    files, left_out = _fit_attachments([Path(p) for p in attachments], max_attachment_bytes)
-    if left_out:
-        note = _too_large_note(left_out, max_attachment_bytes, output_note)
-        text = f"{text.rstrip()}\n\n{note}\n"
-        if html is not None:
-            html = _append_paragraph(html, note)
+    files, too_large = fit_attachments([Path(p) for p in attachments], max_attachment_bytes)
+    too_large = [*left_out, *too_large]
+    if too_large:
+        log.warning("%s left out of the mail: over %d bytes", ", ".join(p.name for p in too_large),
+                    max_attachment_bytes)
+        text, html = append_note(
+            text, html, _too_large_note(too_large, max_attachment_bytes, output_note))
 
     msg = EmailMessage(policy=POLICY)
     msg["From"] = from_address
@@ -145,29 +149,34 @@ def build_message(
     return msg
 
 
-def _fit_attachments(paths: list[Path], limit: int) -> tuple[list[Path], list[Path]]:
+def fit_attachments(paths: list[Path], limit: int) -> tuple[list[Path], list[Path]]:
     """Return (files to attach, files left out) for ``limit`` bytes of base64."""
-    if sum(_base64_size(p.stat().st_size) for p in paths) <= limit:
+    if sum(base64_size(p.stat().st_size) for p in paths) <= limit:
         return paths, []
     archive = _zip(paths)
-    size = _base64_size(archive.stat().st_size)
+    size = base64_size(archive.stat().st_size)
     if size <= limit:
         log.info("attachments over %d bytes, sending %s instead", limit, archive)
         return [archive], []
     # Not sent, so not kept: the originals are still next to where it was.
     archive.unlink()
-    log.warning("attachments over %d bytes even zipped (%d), left out", limit, size)
+    log.info("attachments over %d bytes even zipped (%d)", limit, size)
     return [], paths
 
 
-def _base64_size(n: int) -> int:
+def base64_size(n: int) -> int:
+    """The bytes a file of ``n`` bytes takes in a mail."""
     # 4 characters per 3 bytes, in lines of 76 characters ending in CRLF.
     encoded = 4 * ((n + 2) // 3)
     return encoded + 2 * -(-encoded // 76)
 
 
 def _zip(paths: list[Path]) -> Path:
-    archive = _zip_path(paths)
+    return zip_files(paths, _zip_path(paths))
+
+
+def zip_files(paths: Sequence[Path], archive: Path) -> Path:
+    """Write the files into the zip ``archive`` (replaced only once complete)."""
     with atomic_file(archive) as out, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in paths:
             zf.write(path, arcname=path.name)  # reads the file in chunks
@@ -205,6 +214,12 @@ def _too_large_note(paths: list[Path], limit: int, output_note: str) -> str:
 
 def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
+
+
+def append_note(text: str, html: str | None, note: str) -> tuple[str, str | None]:
+    """The body with ``note`` as its last paragraph, in the text and the html."""
+    page = None if html is None else _append_paragraph(html, note)
+    return f"{text.rstrip()}\n\n{note}\n", page
 
 
 def _append_paragraph(html: str, text: str) -> str:

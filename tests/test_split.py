@@ -282,6 +282,27 @@ def test_a_report_that_fits_zipped_is_one_mail(tmp_path: Path, smtp_server: Smtp
     assert received.message["Subject"] == "Sales report 2026-03-01"
 
 
+def test_only_the_primary_mail_splits_a_mail_entry_goes_whole(
+        big_sales: str, tmp_path: Path, smtp_server: SmtpTestServer) -> None:
+    # deliver: mail entries share _compose with email:; split is email:'s option alone.
+    settings = make_settings(tmp_path, smtp_server, max_attachment_mb=LIMIT_MB)
+    task = _split_report(big_sales, query=QUERY, params={},
+                         export={"formats": ["csv"], "filename": "sales"},
+                         deliver=[{"type": "mail", "name": "heads-up", "to": ["ceo@example.com"],
+                                   "subject": "Sales are in", "attach": False}])
+    result = run(task, settings, run_id=7)
+    assert result.status == "succeeded", result.error
+    parts = [m.message for m in smtp_server.messages if "ceo@example.com" not in m.rcpt_tos]
+    (entry,) = [m.message for m in smtp_server.messages if "ceo@example.com" in m.rcpt_tos]
+    assert len(parts) >= 2
+    assert all(re.search(r"\(part \d+ of \d+\)$", m["Subject"]) for m in parts)
+    assert entry["Subject"] == "Sales are in" and attachments(entry) == {}
+    assert entry["Message-ID"] == make_message_id("daily-sales.heads-up", SLOT, DOMAIN)
+    ledger = {(d["channel"], d["recipient"]) for d in result.deliveries}
+    assert ("heads-up", "ceo@example.com") in ledger
+    assert (f"mail part {len(parts)}/{len(parts)}", "manager@example.com") in ledger
+
+
 def test_split_is_refused_for_a_burst() -> None:
     with pytest.raises(pydantic.ValidationError, match=r"email\.too_large: split is for one "
                        r"report mail, not a burst"):

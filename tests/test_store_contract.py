@@ -334,3 +334,23 @@ def test_interrupted_runs_are_returned_once(store: Store) -> None:
     assert [r.id for r in store.runs.interrupt_expired(now, "gone")] == [run_id]
     assert store.runs.interrupt_expired(now, "gone") == []
 
+
+def test_sqlite_claims_load_no_postgresql_dialect(tmp_path: Path) -> None:
+    """A SQLite daemon's first claim is the first slot of a burst: loading PostgreSQL's
+    dialect then (~20 ms) delays every run of it. A fresh interpreter, so nothing the
+    other tests loaded counts."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from dbcron.store import Claim, open_store\n"
+        f"store = open_store('sqlite:///{tmp_path / 'dbcron.db'}')\n"
+        "store.runs.claim_many([('a', datetime.now(UTC), 'schedule')], "
+        "Claim('h', 1, 'd', None))\n"
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.splitlines()[-1] == "False"

@@ -267,9 +267,12 @@ class RunRepo:
             }
             for task, slot, trigger in slots
         ]
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        upsert = postgresql.insert if self.db.engine.dialect.name == "postgresql" else sqlite.insert
+        # Only the store's own dialect: a SQLite daemon importing PostgreSQL's (~20 ms)
+        # at its first claim, the first slot of a burst, makes every run of it wait.
+        if self.db.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
         statement = (
             upsert(runs)
             .values(lease_until=self._lease(claim, now))

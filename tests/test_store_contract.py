@@ -354,3 +354,27 @@ def test_sqlite_claims_load_no_postgresql_dialect(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True)
     assert done.stdout.splitlines()[-1] == "False"
+
+
+def test_sqlite_gate_commits_reach_the_disk_before_the_answer(tmp_path: Path) -> None:
+    """WAL with synchronous=NORMAL may undo the last commits on a power cut; a gate's
+    commit must not be among them, or the restarted daemon would retry a run whose side
+    effect happened. Its transaction commits with synchronous=FULL (2), the others with
+    NORMAL (1), and the pooled connection goes back to NORMAL after it."""
+    from sqlalchemy import event
+
+    store = open_store(f"sqlite:///{tmp_path / 'dbcron.db'}")
+    levels: list[int] = []
+
+    @event.listens_for(store.db.engine, "commit")
+    def _level(conn: Any) -> None:
+        levels.append(conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    now = datetime.now(UTC)
+    run_id = store.runs.claim("a", NOW, "schedule", CLAIM, now)
+    assert run_id is not None
+    store.runs.update_many([(run_id, FIRST_FENCE, Started(1, now, CLAIM))])
+    assert store.runs.pass_gate(run_id, FIRST_FENCE, now)
+    store.runs.update_many([(run_id, FIRST_FENCE, Finished("succeeded", now))])
+    assert levels == [1, 1, 2, 1]
+    store.close()

@@ -357,7 +357,9 @@ class RunRepo:
             layers[level].append((run_id, fence, change.columns()))
         # The store's clock for a SQLite store: one time for the batch's gates.
         at = {} if self._server_clock else {"g_now": now or _real_now()}
-        with self.db.write() as conn:
+        # A gate's answer lets a side effect happen: its commit must survive a power cut,
+        # or the restarted daemon would find the run not past its gate and retry it.
+        with self.db.write(durable=bool(gates)) as conn:
             for layer in layers:
                 shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
                 for run_id, fence, values in layer:

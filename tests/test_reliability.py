@@ -152,6 +152,29 @@ def test_workers_die_with_a_killed_daemon_and_a_begun_call_is_not_run_again(
     store.close()
 
 
+def test_a_paused_daemons_worker_ends_itself_past_the_attempts_timeout(
+    run_cli: Cli, procs: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    """A stopped daemon cannot kill its overrunning worker; the worker's own watch ends
+    it once the attempt is well past its timeout (timeout + 3 kill graces, 7 s here)."""
+    out = tmp_path / "out.txt"
+    write_task(tmp_path / "t", "stuck", call="jobs:span", args=[str(out), 60], schedule=ONCE,
+               policy={"timeout": "1s"})
+    run_cli("apply", str(tmp_path / "t"))
+    store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+    store.daemons.request_run("stuck", datetime.now(UTC))
+    daemon = procs(state_dir).start()
+    started = Path(f"{out}.started")
+    worker = int(wait_for(lambda: started.exists() and started.read_text().strip(), 15,
+                          "the call to start in a worker"))
+    daemon.signal(signal.SIGSTOP)
+    wait_for(lambda: not alive(worker), 15, "the worker to end itself")
+    daemon.signal(signal.SIGCONT)
+    assert not out.exists(), "the call ran to its end"
+    assert daemon.stop() == 0
+    store.close()
+
+
 def test_a_killed_daemons_report_is_retried_once_and_mailed_once(
     run_cli: Cli, procs: Any, tmp_path: Path, state_dir: Path, pg_url: str,
     smtp_server: SmtpTestServer,

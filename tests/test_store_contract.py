@@ -15,7 +15,7 @@ from sqlalchemy import text
 from dbcron.services import tasks
 from dbcron.store import Claim, Store, open_store
 from dbcron.store.migrations import LATEST, current_version
-from dbcron.store.runs import AFTER_EFFECT, FIRST_FENCE, Finished
+from dbcron.store.runs import AFTER_EFFECT, FIRST_FENCE, Finished, Started
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 CLAIM = Claim(host="h1", pid=42, daemon_id="d1", lease=timedelta(minutes=1))
@@ -141,6 +141,32 @@ def test_gate_refuses_a_lapsed_lease_on_postgresql(store: Store) -> None:
     passed = store.runs.pass_gate(run_id, FIRST_FENCE, now)  # type: ignore[arg-type]
     # On PostgreSQL the lease must hold by the server's clock; SQLite has one daemon.
     assert passed == (store.db.engine.dialect.name == "sqlite")
+
+
+def test_one_batch_of_updates_and_gates_decides_each_run(store: Store) -> None:
+    """The run writer's batch reuses one UPDATE per shape and one gate statement for
+    every run in it: each run's gate still answers for that run and fence alone."""
+    now = datetime.now(UTC)
+    ids: list[int] = []
+    for name in ("a", "b", "c", "d"):
+        run_id = store.runs.claim(name, NOW, "schedule", CLAIM, now)
+        assert run_id is not None
+        ids.append(run_id)
+    a, b, c, d = ids
+    store.runs.update_many([(c, FIRST_FENCE, Finished("succeeded", now))])
+    passed = store.runs.write_batch(
+        [(a, FIRST_FENCE, Started(1, now, CLAIM)), (b, FIRST_FENCE, Started(1, now, CLAIM)),
+         (b, FIRST_FENCE, Finished("failed", now, error="x"))],
+        [(a, FIRST_FENCE), (b, FIRST_FENCE), (c, FIRST_FENCE), (d, FIRST_FENCE + 1),
+         (d, FIRST_FENCE)],
+        now,
+    )
+    # b finished earlier in the same batch, c before it; d's first gate has a wrong fence.
+    assert passed == {a, d}
+    rows = [store.runs.get(r) for r in ids]
+    assert [r is not None and r.effect_at is not None for r in rows] == [True, False, False, True]
+    assert rows[0] is not None and rows[0].started_at is not None
+    assert rows[1] is not None and rows[1].status == "failed"
 
 
 def test_history_latest_counts_and_prune(store: Store) -> None:
@@ -307,3 +333,48 @@ def test_interrupted_runs_are_returned_once(store: Store) -> None:
                               now)
     assert [r.id for r in store.runs.interrupt_expired(now, "gone")] == [run_id]
     assert store.runs.interrupt_expired(now, "gone") == []
+
+
+def test_sqlite_claims_load_no_postgresql_dialect(tmp_path: Path) -> None:
+    """A SQLite daemon's first claim is the first slot of a burst: loading PostgreSQL's
+    dialect then (~20 ms) delays every run of it. A fresh interpreter, so nothing the
+    other tests loaded counts."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from dbcron.store import Claim, open_store\n"
+        f"store = open_store('sqlite:///{tmp_path / 'dbcron.db'}')\n"
+        "store.runs.claim_many([('a', datetime.now(UTC), 'schedule')], "
+        "Claim('h', 1, 'd', None))\n"
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.splitlines()[-1] == "False"
+
+
+def test_sqlite_gate_commits_reach_the_disk_before_the_answer(tmp_path: Path) -> None:
+    """WAL with synchronous=NORMAL may undo the last commits on a power cut; a gate's
+    commit must not be among them, or the restarted daemon would retry a run whose side
+    effect happened. Its transaction commits with synchronous=FULL (2), the others with
+    NORMAL (1), and the pooled connection goes back to NORMAL after it."""
+    from sqlalchemy import event
+
+    store = open_store(f"sqlite:///{tmp_path / 'dbcron.db'}")
+    levels: list[int] = []
+
+    @event.listens_for(store.db.engine, "commit")
+    def _level(conn: Any) -> None:
+        levels.append(conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    now = datetime.now(UTC)
+    run_id = store.runs.claim("a", NOW, "schedule", CLAIM, now)
+    assert run_id is not None
+    store.runs.update_many([(run_id, FIRST_FENCE, Started(1, now, CLAIM))])
+    assert store.runs.pass_gate(run_id, FIRST_FENCE, now)
+    store.runs.update_many([(run_id, FIRST_FENCE, Finished("succeeded", now))])
+    assert levels == [1, 1, 2, 1]
+    store.close()

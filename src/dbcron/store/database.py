@@ -21,6 +21,9 @@ from dbcron.errors import StoreError
 from dbcron.secrets import mask_secrets
 
 BUSY_TIMEOUT_MS = 30_000
+# In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the
+# process loses nothing, a power cut may undo the last commits (see write()).
+_SYNCHRONOUS = "NORMAL"
 
 
 class Database:
@@ -38,11 +41,22 @@ class Database:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, durable: bool = False) -> Iterator[Connection]:
+        """A write transaction. `durable`: on SQLite, its commit returns only once it is
+        on disk (synchronous=FULL for this one), where the store's other commits may
+        still be lost to a power cut (WAL with synchronous=NORMAL: never a damaged
+        file, but the last commits undone). For what must hold before a side effect."""
         with self.engine.connect() as conn:
-            conn = conn.execution_options(dbcron_write=True)
-            with conn.begin():
-                yield conn
+            raw = conn.connection.dbapi_connection if durable and self.is_sqlite else None
+            if raw is not None:  # SQLite refuses to change it inside a transaction
+                raw.cursor().execute("PRAGMA synchronous = FULL")
+            try:
+                conn = conn.execution_options(dbcron_write=True)
+                with conn.begin():
+                    yield conn
+            finally:
+                if raw is not None:
+                    raw.cursor().execute(f"PRAGMA synchronous = {_SYNCHRONOUS}")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -70,7 +84,7 @@ def _sqlite_engine(url: str, create: bool, check: bool) -> Engine:
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA synchronous = {_SYNCHRONOUS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

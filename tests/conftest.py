@@ -161,6 +161,24 @@ class Cli:
                                   catch_exceptions=False)
 
 
+def reopened_from(old: Store, version: int, *undo: str) -> Store:
+    """Make an open store one of schema `version` (run the `undo` SQL that takes the later
+    steps back, set its version), close it and open it again: the upgrade under test."""
+    from sqlalchemy import text
+
+    from dbcron.store.migrations import LATEST, current_version
+
+    with old.db.write() as conn:
+        for statement in undo:
+            conn.execute(text(statement))
+        conn.execute(text(f"UPDATE store_state SET schema_version = {version}"))
+    old.close()
+    upgraded = open_store(old.db.url)
+    with upgraded.db.read() as conn:
+        assert current_version(conn) == LATEST
+    return upgraded
+
+
 @pytest.fixture
 def run_cli(state_dir: Path) -> Cli:
     return Cli()

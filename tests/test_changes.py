@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
-from conftest import Cli, make_settings, write_task
+from conftest import Cli, make_settings, reopened_from, write_task
 from daemon_proc import DaemonProcess, wait_for
 from dbcron.errors import InvalidTask
 from dbcron.jobs import execute
@@ -34,7 +34,6 @@ from dbcron.jobs.types import JobRequest, JobResult
 from dbcron.model import Task
 from dbcron.settings import Settings
 from dbcron.store import Store, open_store
-from dbcron.store.migrations import LATEST, current_version
 from dbcron.validation import parse_task
 from smtp_server import SmtpTestServer
 
@@ -170,15 +169,8 @@ def test_upgrade_from_v3_adds_the_sent_result_tables(store_url: str) -> None:
     s = open_store(store_url)
     s.tasks.upsert([{"name": "a", "kind": "call", "schedule": {"every": "1m"},
                      "call": "m:f"}], NOW)
-    with s.db.write() as conn:
-        conn.execute(text("DROP TABLE sent_keys"))
-        conn.execute(text("DROP TABLE sent_results"))
-        conn.execute(text("UPDATE store_state SET schema_version = 3"))
-    s.close()
-    upgraded = open_store(store_url)
+    upgraded = reopened_from(s, 3, "DROP TABLE sent_keys", "DROP TABLE sent_results")
     try:
-        with upgraded.db.read() as conn:
-            assert current_version(conn) == LATEST
         assert upgraded.tasks.names() == ["a"]
         upgraded.sent.record("a", "f", 1, NOW, NOW)
         upgraded.sent.add_keys("a", [1], NOW)
@@ -420,14 +412,8 @@ def test_upgrade_from_v5_adds_sent_rows_and_counts_nothing_for_older_mails(
 ) -> None:
     s = open_store(store_url)
     s.sent.record("a", "f", 3, NOW, NOW)  # mailed before v6: no rows kept
-    with s.db.write() as conn:
-        conn.execute(text("DROP TABLE sent_rows"))
-        conn.execute(text("UPDATE store_state SET schema_version = 5"))
-    s.close()
-    upgraded = open_store(store_url)
+    upgraded = reopened_from(s, 5, "DROP TABLE sent_rows")
     try:
-        with upgraded.db.read() as conn:
-            assert current_version(conn) == LATEST
         assert upgraded.sent.last_rows("a") is None
         upgraded.sent.record("a", "g", 1, NOW, NOW, {7: (None, 1)})
         assert upgraded.sent.last_rows("a") == {7: (None, 1)}

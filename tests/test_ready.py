@@ -63,6 +63,12 @@ def test_find_cycle(graph: dict[str, list[str]], cycle: list[str]) -> None:
          "ready.then: Input should be 'skip', 'run' or 'notify' (got 'wait')"),
         ({"query": "SELECT 1", "unti": "2h"}, "ready.unti: unknown field 'unti'; did you mean "
          "'until'? valid fields: query, after, signal, every, until, then"),
+        ({"signal": False}, "ready: give a query that must hold, after: [tasks], signal: true, "
+         "or several of them"),
+        ({"signal": "maybe"}, "ready.signal: Input should be a valid boolean, unable to "
+         "interpret input (got 'maybe')"),
+        ({"signl": True}, "ready.signl: unknown field 'signl'; did you mean 'signal'? valid "
+         "fields: query, after, signal, every, until, then"),
     ],
 )
 def test_bad_ready_is_named(ready: dict[str, Any], expected: str) -> None:

@@ -14,9 +14,7 @@ import pytest
 
 from conftest import Cli, write_task
 from daemon_proc import DaemonProcess, wait_for
-from dbcron.errors import InvalidTask
 from dbcron.store import open_store
-from dbcron.validation import parse_task
 from http_daemon import ApiDaemon, start_api_daemon
 
 GATE = {"signal": True, "every": "1h", "until": "2h"}
@@ -38,24 +36,6 @@ def _waiting(state_dir: Path, task: str) -> Any:
 def _today() -> date:
     return datetime.now(UTC).date()
 
-
-@pytest.mark.parametrize(
-    ("ready", "expected"),
-    [
-        ({"signal": False}, "ready: give a query that must hold, after: [tasks], signal: true, "
-         "or several of them"),
-        ({"signal": "maybe"}, "ready.signal: Input should be a valid boolean, unable to "
-         "interpret input (got 'maybe')"),
-        ({"signl": True}, "ready.signl: unknown field 'signl'; did you mean 'signal'? valid "
-         "fields: query, after, signal, every, until, then"),
-    ],
-)
-def test_bad_signal_gate_is_named(ready: dict[str, Any], expected: str) -> None:
-    data = {"name": "report", "kind": "call", "call": "m:f", "schedule": {"every": "1h"},
-            "ready": ready}
-    with pytest.raises(InvalidTask) as info:
-        parse_task(data, "t.yaml")
-    assert info.value.problems == [f"t.yaml: task 'report': {expected}"]
 
 
 @pytest.fixture
@@ -185,22 +165,13 @@ def test_dry_run_explains_the_signal(run_cli: Cli, tmp_path: Path) -> None:
 def test_signals_in_the_store_upgrade_prune_and_forget(store_url: str, tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from sqlalchemy import text
-
-    from conftest import make_settings
+    from conftest import make_settings, reopened_from
     from dbcron.daemon.housekeeping import prune
-    from dbcron.store.migrations import LATEST, current_version
 
     now = datetime(2026, 12, 3, 5, tzinfo=UTC)
-    old = open_store(store_url)
-    with old.db.write() as conn:  # a store from before ready signals
-        conn.execute(text("DROP TABLE ready_signals"))
-        conn.execute(text("UPDATE store_state SET schema_version = 5"))
-    old.close()
-    store = open_store(store_url)
+    # A store from before ready signals.
+    store = reopened_from(open_store(store_url), 5, "DROP TABLE ready_signals")
     try:
-        with store.db.read() as conn:
-            assert current_version(conn) == LATEST
         day = date(2026, 12, 3)
         assert store.signals.first("sales", day) is None
         first = store.signals.record("sales", day, now, "cli")

@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-from conftest import Cli
+from conftest import Cli, reopened_from
 from dbcron.errors import DbcronError
 from dbcron.store import Store, open_store
-from dbcron.store.migrations import LATEST, current_version
 from dbcron.store.tables import api_tokens
 from dbcron.store.tokens import hash_token
 
@@ -47,14 +46,7 @@ def test_upgrade_from_v2_adds_tokens_ledger_and_keeps_tasks(store_url: str) -> N
     s = open_store(store_url)
     s.tasks.upsert([{"name": "a", "kind": "call", "schedule": {"every": "1m"}, "call": "m:f"}],
                    NOW)
-    with s.db.write() as conn:
-        conn.execute(text("DROP TABLE api_tokens"))
-        conn.execute(text("DROP TABLE deliveries"))
-        conn.execute(text("UPDATE store_state SET schema_version = 2"))
-    s.close()
-    upgraded = open_store(store_url)
-    with upgraded.db.read() as conn:
-        assert current_version(conn) == LATEST
+    upgraded = reopened_from(s, 2, "DROP TABLE api_tokens", "DROP TABLE deliveries")
     assert upgraded.tasks.names() == ["a"]
     token = upgraded.tokens.create("ops", "write", NOW)
     assert upgraded.tokens.find(token) is not None

@@ -288,12 +288,22 @@ def test_still_too_large_files_are_left_out_with_a_note(
     got = smtp_server.messages[0].message
     assert attachments_of(got) == {}
     note = (
-        "The files were too large to send by mail, even zipped (the limit is 0.1 MB): "
+        "The files were too large to send by mail, even zipped (the limit is 98 KB): "
         "big.xlsx. They are in /srv/dbcron/output/daily-sales."
     )
     assert body(got, "plain") == f"Hello\n\n{note}\n"
     assert body(got, "html") == f"<html><body><p>Hello</p><p>{note}</p>\n</body></html>\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.xlsx"]  # no zip left behind
+
+
+@pytest.mark.parametrize(("limit", "said"), [
+    (20_000, "20 KB"), (52_428, "51 KB"), (10 * 1024 * 1024, "10 MB"),
+    (int(7.5 * 1024 * 1024), "7.5 MB"),
+])
+def test_the_note_states_the_limit_readably(tmp_path: Path, limit: int, said: str) -> None:
+    (tmp_path / "big.xlsx").write_bytes(os.urandom(limit + 1000))
+    msg = message(attachments=(tmp_path / "big.xlsx",), max_attachment_bytes=limit)
+    assert f"(the limit is {said}): big.xlsx" in body(msg, "plain")
 
 
 def test_attachments_at_the_limit_are_sent_as_they_are(tmp_path: Path) -> None:

@@ -213,7 +213,10 @@ def _too_large_note(paths: list[Path], limit: int, output_note: str) -> str:
 
 
 def _megabytes(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
+    # Under 1 MB in KB: a small limit read "0.0 MB" with one decimal of megabytes.
+    if n < 1024 * 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{n / (1024 * 1024):.3g} MB"
 
 
 def append_note(text: str, html: str | None, note: str) -> tuple[str, str | None]:

@@ -345,3 +345,34 @@ def test_files_that_fit_are_not_published(tmp_path: Path, settings: Settings,
     assert result.status == "succeeded", result.error
     assert not (tmp_path / "pub").exists()
     assert len(list(smtp_server.messages[0].message.iter_attachments())) == 3
+
+
+def test_files_no_mail_carries_are_not_published(tmp_path: Path, smtp_server: SmtpTestServer
+                                                 ) -> None:
+    # The primary mail is not sent (send: if_empty, and there are rows) and the only mail
+    # entry goes without files: nothing may land in the web-exposed publish directory.
+    settings = make_settings(tmp_path, smtp_server, max_attachment_mb=0.001,
+                             publish_dir=tmp_path / "pub")
+    task = report(fill_sales(f"sqlite:///{tmp_path / 'sales.db'}"))
+    assert task.email is not None
+    task = task.model_copy(update={
+        "email": task.email.model_copy(update={"send": "if_empty"}),
+        "deliver": [Task.model_validate({**task.to_data(), "deliver": [
+            {"type": "mail", "name": "heads-up", "to": ["ceo@example.com"],
+             "attach": False}]}).deliver[0]]})
+    result = run(task, settings)
+    assert result.status == "succeeded", result.error
+    (received,) = smtp_server.messages
+    assert received.rcpt_tos == ["ceo@example.com"]
+    assert not (tmp_path / "pub").exists()
+
+
+def test_a_task_whose_mail_is_an_entry_does_not_say_no_email(
+        tmp_path: Path, smtp_server: SmtpTestServer) -> None:
+    settings = make_settings(tmp_path, smtp_server)
+    data = report(fill_sales(f"sqlite:///{tmp_path / 'sales.db'}")).to_data()
+    del data["email"]
+    data["deliver"] = [{"type": "mail", "name": "director", "to": ["d@example.com"]}]
+    result = run(Task.model_validate(data), settings)
+    assert result.status == "succeeded", result.error
+    assert result.summary == "director: mailed 3 files to 1 recipient"

@@ -401,6 +401,31 @@ def test_a_refused_part_is_resent_alone_with_its_message_id(
                                        for n in range(2, total + 1)]
 
 
+def test_a_refused_part_still_lets_the_mail_entries_go(
+        big_sales: str, tmp_path: Path, smtp_server: SmtpTestServer) -> None:
+    # Part 1 went out, part 2 was refused: the run fails without a retry, and its
+    # deliver: entries still go (with ledger rows and kept copies), so resend
+    # --failed-only has everything it needs.
+    smtp_server.fail_transactions = {2}
+    smtp_server.fail_reply = "554 5.3.4 Message too big for today"
+    settings = make_settings(tmp_path, smtp_server, max_attachment_mb=LIMIT_MB)
+    task = _split_report(big_sales, query=QUERY, params={},
+                         export={"formats": ["csv"], "filename": "sales"},
+                         deliver=[{"type": "mail", "name": "director", "attach": False,
+                                   "to": ["director@example.com"], "subject": "In brief"}])
+    result = run(task, settings, run_id=9)
+    assert (result.status, result.retryable) == ("failed", False)
+    assert result.error is not None and "(part 2 of " in result.error
+    (entry,) = [m.message for m in smtp_server.messages
+                if m.rcpt_tos == ["director@example.com"]]
+    assert entry["Subject"] == "In brief"
+    ledger = [(d["channel"], d["recipient"], d["status"]) for d in result.deliveries]
+    assert ("director", "director@example.com", "sent") in ledger
+    assert ledger[0][0].startswith("mail part 1/") and ledger[0][2] == "sent"
+    kept = settings.output_dir / "daily-sales" / ".sent" / "run-9"
+    assert (kept / "director.eml").exists()
+
+
 def test_decimal_and_date_columns_survive_the_xlsx_cut(tmp_path: Path) -> None:
     """PostgreSQL-like values (Decimal, date) through the writer, the cut and openpyxl."""
     import zoneinfo

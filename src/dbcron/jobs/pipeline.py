@@ -106,18 +106,17 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
     )
     from dbcron.jobs.deliver.publish import publish
 
-    mails = _mail_entries(task)
-    # Files too large to mail are published once, for every mail of the run.
+    # Files too large to mail are published once, for every mail of the run that carries
+    # them; a run that mails none of its files (a quiet alert) publishes nothing.
     published = None
-    if not request.dry_run and (mails or not decision.skip):
+    if not request.dry_run and _mails_files(task, decision):
         published = publish(output.files, request.settings, task.name, plan.local)
-    if decision.skip:
-        result.summary = "; ".join([*decision.notes, decision.skip])
+    if task.email is None or decision.skip:
+        result.summary = "; ".join(filter(None, [*decision.notes, decision.skip]))
         if task.email is not None and not request.dry_run:
             result.deliveries = _mail_ledger(task.email.to + task.email.cc + task.email.bcc,
                                              "skipped", decision.skip)
     else:
-        assert task.email is not None  # _decide said there is one
         mail = _compose(request, plan, output, decision, task.email, published)
         result.artifacts += [str(plan.out_dir / n) for n in _made(mail.messages, output.files)]
         sender = _send_dry_run if request.dry_run else _send
@@ -127,6 +126,15 @@ def _run_query(request: JobRequest, task: Task, tz: ZoneInfo, env: dict[str, Any
     if task.deliver:
         _deliver_channels(request, plan, output, decision, result, published)
     return result
+
+
+def _mails_files(task: Task, decision: _Decision) -> bool:
+    """Whether a mail of this run may carry the files: the primary one, or a mail entry
+    that attaches them (an alert's entries only when its condition holds)."""
+    if task.email is not None and not decision.skip:
+        return True
+    holds = decision.found is None or decision.found.holds
+    return holds and any(entry.attach for entry in _mail_entries(task))
 
 
 def _mail_entries(task: Task) -> list[MailChannel]:
@@ -187,7 +195,8 @@ def _deliver_channels(request: JobRequest, plan: _Plan, output: _Output, decisio
         failed.append(post_error.removeprefix(DELIVERY_FAILED))
     if failed:
         result.status, result.retryable = "failed", False
-        result.error = DELIVERY_FAILED + "; ".join(failed)
+        # After a split mail's failed part, say both.
+        result.error = "; ".join(filter(None, [result.error, DELIVERY_FAILED + "; ".join(failed)]))
 
 
 def _send_entry(request: JobRequest, plan: _Plan, output: _Output, mail: _Mail,
@@ -487,11 +496,16 @@ def _send(
             if number == 1:
                 exc.deliveries = ledger
                 raise
-            # A retry would send the parts before it again: resend sends only the rest.
-            raise JobError(f"{exc} (part {number} of {total}; parts 1 to {number - 1} were "
-                           f"sent, so the run is not retried: 'manage-tasks resend "
-                           f"{request.run_id} --failed-only' sends the rest)",
-                           retryable=False, deliveries=ledger) from None
+            # A retry would send the parts before it again: resend sends only the rest. The
+            # run goes on to its deliver: entries, which have their own ledger rows.
+            result.status, result.retryable = "failed", False
+            result.error = (f"{exc} (part {number} of {total}; parts 1 to {number - 1} were "
+                            f"sent, so the run is not retried: 'manage-tasks resend "
+                            f"{request.run_id} --failed-only' sends the rest)")
+            result.deliveries = ledger
+            result.summary = "; ".join([*decision.notes, f"mailed part 1 to {number - 1} of "
+                                        f"{total}; part {number} failed"])
+            return
         ledger += _mail_ledger(to, "sent", sent, part_channel(number, total))
     result.deliveries = ledger
     mailed = _mailed(mail, plan.out_dir)
@@ -596,7 +610,7 @@ def _consume(
 def _why_not_send(task: Task, rows: int, found: Verdict | None) -> str:
     """Empty when the mail goes out, else the summary saying why it does not."""
     if task.email is None:
-        return "no email configured"
+        return "" if task.deliver else "no email configured"
     if found is not None:
         return "" if found.holds else "nothing sent"
     rule = task.email.send

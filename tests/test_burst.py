@@ -17,6 +17,7 @@ from dbcron.jobs import execute
 from dbcron.jobs.types import JobRequest, JobResult
 from dbcron.model import Task
 from dbcron.settings import Settings
+from dbcron.validation import not_allowed
 from smtp_server import SmtpTestServer
 
 SLOT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -141,7 +142,11 @@ def test_burst_keeps_everyone_else_out_of_the_mail() -> None:
 ])
 def test_burst_refuses_change_aware_sending(email: dict[str, object]) -> None:
     # A burst mails each recipient their own rows; a task-wide "last mail" cannot decide it.
-    with pytest.raises(ValueError, match="burst: send: if_changed, only_new and changes"):
-        Task.model_validate({
-            "name": "t", "kind": "report", "schedule": {"every": "1h"}, "source": "sqlite://",
-            "query": "SELECT 1", "email": email, "burst": {"column": "manager_email"}})
+    # Refused where definitions come in; a task stored before still loads (and warns).
+    data = {"name": "t", "kind": "report", "schedule": {"every": "1h"}, "source": "sqlite://",
+            "query": "SELECT 1", "email": email, "burst": {"column": "manager_email"}}
+    task = Task.model_validate(data)
+    assert not_allowed([("t.yaml", data)], [task], (), ()) == [
+        "t.yaml: task 't': burst: send: if_changed, only_new and changes compare a task's "
+        "whole result with its last mail, which a burst does not send; leave them out, or "
+        "drop burst"]

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import Cli
 from dbcron.errors import InvalidTask
-from dbcron.validation import parse_task
+from dbcron.validation import not_allowed, parse_task
 from smtp_server import SmtpTestServer
 from test_pipeline import fill_sales
 
@@ -163,13 +163,56 @@ def test_bad_mail_entries_are_named(deliver: list[dict[str, Any]], expected: str
 
 
 @pytest.mark.parametrize("entry", [
-    {"type": "mail", "to": ["b@example.com"]},
+    {"type": "mail", "name": "summary", "to": ["b@example.com"]},
     {"type": "webhook", "url": "https://hooks.example.com/in"},
 ])
 def test_deliver_does_not_go_with_burst(entry: dict[str, Any]) -> None:
     data = {**BASE, "email": {"subject": "yours"}, "burst": {"column": "owner"},
             "deliver": [entry]}
+    # The model takes it (a task stored before the rule still loads); apply refuses it.
+    task = parse_task(data, "t.yaml")
+    assert not_allowed([("t.yaml", data)], [task], (), ()) == [
+        f"t.yaml: task 'r': deliver.0: a {entry['type']} entry does not go with burst (each "
+        "recipient gets only their rows); put the extra addresses in the result column, or "
+        "deliver from a second task"]
+
+
+@pytest.mark.parametrize("entry", [
+    {"type": "mail", "name": "summary", "to": ["b@example.com"], "send": "if_changed"},
+    {"type": "webhook", "url": "https://hooks.example.com/in", "send": "if_changed"},
+])
+def test_if_changed_is_for_email_alone(entry: dict[str, Any]) -> None:
+    # A channel's send rule never looked at if_changed: it posted every run.
+    data = {**BASE, "deliver": [entry]}
+    task = parse_task(data, "t.yaml")
+    assert not_allowed([("t.yaml", data)], [task], (), ()) == [
+        "t.yaml: task 'r': deliver.0.send: 'if_changed' compares with the task's last mail, "
+        "so it is for email: alone; use always, if_rows or if_empty"]
+
+
+@pytest.mark.parametrize("name", ["mail-part2", "dry-run"])
+def test_a_mail_entry_cannot_take_the_names_of_the_tasks_own_mail(name: str) -> None:
+    # mail-part2.eml is a split mail's kept part 2; <task>.dry-run the previews' Message-ID.
     with pytest.raises(InvalidTask) as info:
-        parse_task(data, "t.yaml")
-    assert info.value.problems[0].startswith(
-        f"t.yaml: task 'r': (task): deliver.0: a {entry['type']} entry does not go with burst")
+        parse_task({**BASE, "deliver": [{"type": "mail", "name": name,
+                                         "to": ["b@example.com"]}]}, "t.yaml")
+    assert info.value.problems == [
+        f"t.yaml: task 'r': (task): deliver.0: the name '{name}' is taken by the task's own "
+        "mail (its parts or dry-run previews); give this mail another name, e.g. name: "
+        "summary"]
+
+def test_resend_keeps_bcc_recipients_hidden(applied: Path, run_cli: Cli,
+                                            smtp_server: SmtpTestServer) -> None:
+    task = yaml.safe_load(applied.read_text())
+    task["email"]["bcc"] = ["audit@example.com"]
+    applied.write_text(yaml.safe_dump(task))
+    assert run_cli("apply", str(applied)).exit_code == 0
+    assert run_cli("run", "daily-sales", "--local").exit_code == 0
+    again = run_cli("resend", "1")
+    assert again.exit_code == 0, again.output
+    resent = smtp_server.messages[2]  # the primary mail, again (after it and the summary)
+    assert sorted(resent.rcpt_tos) == ["anna@example.com", "audit@example.com",
+                                       "bo@example.com"]
+    assert (resent.message["To"], resent.message["Cc"]) == ("anna@example.com",
+                                                            "bo@example.com")
+    assert "audit@example.com" not in resent.message.as_string()

@@ -181,4 +181,28 @@ def not_allowed(
         refused = refusal(task.call, call_modules) if task.call else None
         if refused:
             found.append(f"{label}: call: {refused}")
+        found += [f"{label}: {p}" for p in not_done(task)]
+    return found
+
+
+def not_done(task: Task) -> list[str]:
+    """What a task asks for that its runs would not do: refused where definitions come in
+    (`not_allowed`); a task stored before these rules loads with a warning and runs
+    without it (daemon/lifecycle.py)."""
+    found = []
+    if task.burst is not None:
+        if task.deliver:
+            # A channel or a second mail would get every row, not each recipient's own.
+            found.append(f"deliver.0: a {task.deliver[0].type} entry does not go with burst "
+                         "(each recipient gets only their rows); put the extra addresses in "
+                         "the result column, or deliver from a second task")
+        email = task.email
+        if email and (email.send == "if_changed" or email.only_new or email.changes):
+            found.append("burst: send: if_changed, only_new and changes compare a task's "
+                         "whole result with its last mail, which a burst does not send; leave "
+                         "them out, or drop burst")
+    for i, entry in enumerate(task.deliver):
+        if entry.send == "if_changed":
+            found.append(f"deliver.{i}.send: 'if_changed' compares with the task's last "
+                         "mail, so it is for email: alone; use always, if_rows or if_empty")
     return found

@@ -37,6 +37,7 @@ from dbcron.model import Task
 from dbcron.schedule import ScheduleSpec, fires_between, next_fire
 from dbcron.settings import Settings
 from dbcron.store import DaemonRow, Store, TaskRow, open_store
+from dbcron.validation import not_done
 from dbcron.vocabulary import Trigger
 
 if TYPE_CHECKING:
@@ -272,6 +273,9 @@ class Daemon:
             log.error("task %s is invalid and was left out: %s", row.name,
                       str(exc).replace("\n", "; "))
             return None
+        for problem in not_done(task):
+            log.warning("task %s: %s (stored before this was refused; it runs without it)",
+                        row.name, problem)
         spec = ScheduleSpec.from_dict(row.data["schedule"], self.settings.timezone)
         return _Loaded(row.digest, task, spec)
 

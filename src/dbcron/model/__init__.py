@@ -7,6 +7,7 @@ importing pydantic, which keeps the CLI fast.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -39,6 +40,8 @@ __all__ = [
     "check_timezone", "json_schema",
 ]
 
+
+_RESERVED_MAIL_NAME = re.compile(r"mail-part\d+|dry-run")
 
 _KIND_FIELDS: dict[Kind, set[str]] = {
     "report": {"source", "query", "params", "export", "email", "row_limit", "deliver",
@@ -120,13 +123,6 @@ class Task(_Strict):
 
     @model_validator(mode="after")
     def _mail_entries(self) -> Task:
-        # A burst sends each recipient only their rows; a channel or a second mail would get
-        # every row, so the pair is refused rather than one side silently not sent.
-        if self.burst is not None and self.deliver:
-            entry = self.deliver[0]
-            raise ValueError(f"deliver.0: a {entry.type} entry does not go with burst (each "
-                             "recipient gets only their rows); put the extra addresses in "
-                             "the result column, or deliver from a second task")
         for i, entry in enumerate(self.deliver):
             if not isinstance(entry, MailChannel):
                 continue
@@ -134,6 +130,12 @@ class Task(_Strict):
                 raise ValueError(f"deliver.{i}: 'mail' is what history and resend call the "
                                  "task's email:; give this mail a name of its own, e.g. "
                                  "name: summary")
+            # These names are taken: a split mail keeps part k as mail-partk.eml, and a dry
+            # run's previews have the Message-ID <task>.dry-run.
+            if _RESERVED_MAIL_NAME.fullmatch(entry.label):
+                raise ValueError(f"deliver.{i}: the name '{entry.label}' is taken by the "
+                                 "task's own mail (its parts or dry-run previews); give this "
+                                 "mail another name, e.g. name: summary")
         return self
 
     @model_validator(mode="after")
@@ -162,12 +164,6 @@ class Task(_Strict):
                 raise ValueError("burst: each mail goes only to the address in column "
                                  f"'{self.burst.column}'; leave out email.to, cc and bcc so "
                                  "nobody sees rows that are not theirs")
-            # Each recipient's mail is its own result, so one task-wide memory of what was
-            # sent cannot decide it: refused here rather than ignored at run time.
-            if self.email.send == "if_changed" or self.email.only_new or self.email.changes:
-                raise ValueError("burst: send: if_changed, only_new and changes compare a "
-                                 "task's whole result with its last mail, which a burst does "
-                                 "not send; leave them out, or drop burst")
             if self.email.too_large == "split":
                 raise ValueError("email.too_large: split is for one report mail, not a burst "
                                  "(each recipient's files are zipped or left out with a "

@@ -21,6 +21,8 @@ from dbcron.settings import Settings
 from dbcron.store import DeliveryRow, Store
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from dbcron.model import Channel
 
 
@@ -105,14 +107,29 @@ def _resend_mail(settings: Settings, eml: os.PathLike[str], to: list[str], chann
             msg = BytesParser(policy=policy.default).parse(handle)
     except FileNotFoundError:
         return [_row(channel, "mail", a, "failed", _missing(eml)) for a in to]
-    for header in ("To", "Cc", "Bcc"):
-        del msg[header]
-    msg["To"] = ", ".join(to)
+    _readdress(msg, to)
     try:
         send_with_retry(mailer_for(settings), msg, attempts=2, backoff=5.0)
     except MailError as exc:
         return [_row(channel, "mail", a, "failed", f"mail not sent: {exc}") for a in to]
     return [_row(channel, "mail", a, "sent", "resent") for a in to]
+
+
+def _readdress(msg: EmailMessage, to: list[str]) -> None:
+    """Keep each chosen recipient where the kept mail had them: a Bcc recipient stays in
+    Bcc (smtplib strips it on the wire), so nobody learns who else got it. One not in the
+    kept headers (a burst's mail per recipient is kept once) goes in To."""
+    chosen = {a.lower() for a in to}
+    found: dict[str, list[str]] = {}
+    for header in ("To", "Cc", "Bcc"):
+        found[header] = [str(a) for a in getattr(msg[header], "addresses", ())
+                         if a.addr_spec.lower() in chosen]
+        del msg[header]
+    placed = {a.lower() for a in found["To"] + found["Cc"] + found["Bcc"]}
+    found["To"] += [a for a in to if a.lower() not in placed]
+    for header, addresses in found.items():
+        if addresses:
+            msg[header] = ", ".join(addresses)
 
 
 def _resend_channel(row: DeliveryRow, channels: Mapping[str, Channel],

@@ -216,7 +216,7 @@ def _megabytes(n: int) -> str:
     # Under 1 MB in KB: a small limit read "0.0 MB" with one decimal of megabytes.
     if n < 1024 * 1024:
         return f"{n / 1024:.0f} KB"
-    return f"{n / (1024 * 1024):.3g} MB"
+    return f"{n / (1024 * 1024):,.1f}".removesuffix(".0") + " MB"
 
 
 def append_note(text: str, html: str | None, note: str) -> tuple[str, str | None]:

@@ -62,6 +62,11 @@ def _add_column(conn: Connection, table: str, column: str, sql_type: str) -> Non
         conn.execute(text(f'ALTER TABLE {table} ADD COLUMN "{column}" {sql_type}'))
 
 
+def _timestamp(conn: Connection) -> str:
+    """The column type UtcDateTime gets from create_all on this backend."""
+    return "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
+
+
 def _v5(conn: Connection) -> None:
     # Fencing: an owner cut off by a pause or a partition must not write or send.
     _add_column(conn, "runs", "fence", "BIGINT NOT NULL DEFAULT 0")
@@ -72,11 +77,6 @@ def _v6(conn: Connection) -> None:
     # A new table only: a task mailed before it has a fingerprint and no rows, and its
     # next mail says the result changed without counts (SentResultRepo.last_rows).
     sent_rows.create(conn, checkfirst=True)
-
-
-def _timestamp(conn: Connection) -> str:
-    """The column type UtcDateTime gets from create_all on this backend."""
-    return "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
 
 
 def _v7(conn: Connection) -> None:

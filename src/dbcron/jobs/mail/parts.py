@@ -137,7 +137,7 @@ def part_message_id(message_id: str, number: int) -> str:
 
 
 def part_subject(subject: str, number: int, total: int) -> str:
-    return subject if total == 1 else f"{subject} (part {number} of {total})"
+    return f"{subject} (part {number} of {total})"
 
 
 def part_channel(number: int, total: int) -> str:

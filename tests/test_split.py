@@ -470,3 +470,23 @@ def test_a_dry_run_previews_every_part_and_sends_them_to_the_given_address(
         f"[dry run] Sales report 2026-03-01 (part {n} of {total})" for n in range(1, total + 1)]
     assert all(".dry-run." in m["Message-ID"] for m in received)
     assert not (tmp_path / "output").exists()
+
+
+def test_a_cut_that_fails_leaves_no_pieces_behind(tmp_path: Path) -> None:
+    from dbcron.jobs.export.cut import cut_csv
+    from dbcron.jobs.mail.parts import plan_split
+
+    # Two CSV files of random text: neither fits zipped, so each is cut. The first cut
+    # works; the second fails as a full disk would.
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    for path in (first, second):
+        path.write_text("id,ref\n" + "".join(f"{i},{_hash(i)}\n" for i in range(3000)))
+
+    def cut(path: Path, budget: int) -> list[Path]:
+        if path == second:
+            raise OSError(28, "No space left on device")
+        return cut_csv(path, budget, "utf-8")
+
+    with pytest.raises(OSError, match="No space left"):
+        plan_split([first, second], LIMIT, cut)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]

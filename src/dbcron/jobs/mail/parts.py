@@ -74,23 +74,28 @@ def plan_split(files: Sequence[Path], limit: int, cut: Cutter) -> Split:
     pieces: list[Path] = []
     left: list[Path] = []
     archives: list[Path] = []
-    for path in files:
-        if base64_size(path.stat().st_size) <= limit:
-            items.append(path)
-            continue
-        archive = _zip_alone(path, limit)
-        if archive is not None:
-            items.append(archive)
-            archives.append(archive)
-            continue
-        try:
-            cut_into = cut(path, budget)
-        except CannotCut as exc:
-            log.warning("cannot split %s into parts: %s", path.name, exc)
-            left.append(path)
-            continue
-        items += cut_into
-        pieces += cut_into
+    try:
+        for path in files:
+            if base64_size(path.stat().st_size) <= limit:
+                items.append(path)
+                continue
+            archive = _zip_alone(path, limit)
+            if archive is not None:
+                items.append(archive)
+                archives.append(archive)
+                continue
+            try:
+                cut_into = cut(path, budget)
+            except CannotCut as exc:
+                log.warning("cannot split %s into parts: %s", path.name, exc)
+                left.append(path)
+                continue
+            items += cut_into
+            pieces += cut_into
+    except BaseException:
+        # A failed cut or zip (disk full, a broken file) leaves no half-made set behind.
+        remove_files([*pieces, *archives])
+        raise
     parts = _pack(items, limit)
     if len(parts) > MAX_PARTS:
         log.warning("the files would take %d mails (at most %d): left out with a note",

@@ -387,8 +387,15 @@ def test_a_refused_part_is_resent_alone_with_its_message_id(
     shown = run_cli("show", "daily-sales").stdout
     assert f"mail part 1/{total} anna@example.com: sent" in shown
 
-    smtp_server.fail_transactions = set()
+    # A resend that fails at part 2 again sends none after it: the thread stays in order.
+    smtp_server.fail_transactions = {smtp_server.transactions + 1}
     run_id = json.loads(run_cli("history", "--json").stdout)[0]["id"]
+    stuck = run_cli("resend", str(run_id), "--failed-only")
+    assert len(smtp_server.messages) == 1
+    assert f"mail part {total}/{total} anna@example.com: failed (not sent: part 2/{total} " \
+        "failed)" in stuck.stdout
+
+    smtp_server.fail_transactions = set()
     again = run_cli("resend", str(run_id), "--failed-only")
     assert again.exit_code == 0, again.output
     resent = [m.message for m in smtp_server.messages[1:]]
@@ -397,7 +404,7 @@ def test_a_refused_part_is_resent_alone_with_its_message_id(
     assert [m["Subject"] for m in resent] == [f"Sales (part {n} of {total})"
                                              for n in range(2, total + 1)]
     assert all(m["In-Reply-To"] == first["Message-ID"] for m in resent)
-    assert _ledger(run_cli)[total:] == [(f"mail part {n}/{total}", "sent", True)
+    assert _ledger(run_cli)[2 * total - 1:] == [(f"mail part {n}/{total}", "sent", True)
                                        for n in range(2, total + 1)]
 
 

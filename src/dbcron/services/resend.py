@@ -56,8 +56,18 @@ def resend(store: Store, settings: Settings, run_id: int, failed_only: bool, now
     for r in chosen:
         if r.type == "mail":
             mail.setdefault(r.channel, []).append(r.recipient)
+    from dbcron.jobs.mail.parts import kept_name_of
+
+    stopped = ""  # a split mail's part that failed: the parts after it wait, in order
     for channel, to in mail.items():
-        items += _resend_mails(settings, folder, channel, to)
+        if stopped and kept_name_of(channel):
+            items += [_row(channel, "mail", a, "failed", f"not sent: {stopped} failed")
+                      for a in to]
+            continue
+        rows = _resend_mails(settings, folder, channel, to)
+        if kept_name_of(channel) and any(r["status"] == "failed" for r in rows):
+            stopped = channel.removeprefix("mail ")
+        items += rows
     channels = {c.label: c for c in task.deliver if not isinstance(c, MailChannel)}
     for row in (r for r in chosen if r.type != "mail"):
         items.append(_resend_channel(row, channels, folder, run.task, run.scheduled_for))

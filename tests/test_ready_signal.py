@@ -176,15 +176,51 @@ def test_signals_in_the_store_upgrade_prune_and_forget(store_url: str, tmp_path:
         assert store.signals.first("sales", day) is None
         first = store.signals.record("sales", day, now, "cli")
         store.signals.record("sales", day, now + timedelta(minutes=1), "http token etl")
-        gone = store.signals.record("stock", date(2026, 8, 1), now - timedelta(days=100), "cli")
+        store.signals.record("stock", date(2026, 8, 1), now - timedelta(days=100), "cli")
         assert store.signals.first("sales", day) == first
-        assert store.signals.since(0) == (gone.id, {"sales", "stock"})
-        assert store.signals.since(gone.id - 1) == (gone.id, {"stock"})
-        assert store.signals.since(gone.id) == (gone.id, set())
-        assert store.signals.latest_id() == gone.id
+        asked = {("sales", day), ("sales", date(2026, 8, 1)), ("stock", date(2026, 8, 1)),
+                 ("stock", day), ("none", day)}
+        assert store.signals.present(asked) == {("sales", day), ("stock", date(2026, 8, 1))}
+        assert store.signals.present(set()) == set()
+        many = {(f"task-{i}", day) for i in range(1200)} | {("sales", day)}  # past a chunk
+        assert store.signals.present(many) == {("sales", day)}
         prune(store, make_settings(tmp_path, keep_history_days=90), now)
-        assert store.signals.since(0)[1] == {"sales"}  # the signal of 100 days ago is pruned
+        assert store.signals.present(asked) == {("sales", day)}  # 100 days old: pruned
         store.signals.forget("sales")
         assert store.signals.first("sales", day) is None
+        assert store.signals.present(asked) == set()
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_a_signal_whose_id_the_daemon_saw_before_still_opens_the_gate(
+    run_cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    """A wake must not hang on signal ids. SQLite's ids are reused: deleting a task forgets
+    its signals, the highest ids, and the next signal takes one of them again. The same
+    holds for PostgreSQL, whose ids commit out of order (an id below one already seen
+    commits later), and for a run that read "no signal" just before the signal
+    committed: the daemon asks for the signals of the waiting runs' dates each tick."""
+    write_task(tmp_path / "t", "old", ready=GATE, call="jobs:succeed")
+    write_task(tmp_path / "t", "gated", schedule={"every": "2s"}, ready=GATE,
+               call="jobs:succeed")
+    assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
+    for _ in range(3):
+        assert run_cli("ready", "old").exit_code == 0
+    proc = DaemonProcess(state_dir).start()
+    try:
+        assert run_cli("delete", "old", "--yes").exit_code == 0  # its signals, ids 1-3, go
+        waiting = _waiting(state_dir, "gated")
+        assert run_cli("ready", "gated").exit_code == 0
+        store = open_store(f"sqlite:///{state_dir / 'dbcron.db'}")
+        try:
+            signal = store.signals.first("gated", _today())
+        finally:
+            store.close()
+        assert signal is not None and signal.id == 1  # an id the daemon had seen
+        wait_for(lambda: [r for r in _runs(state_dir, "gated")
+                          if r.id == waiting.id and r.status == "succeeded"], 15,
+                 "the waiting run to go on after the signal")
+    finally:
+        assert proc.stop() == 0, proc.log()

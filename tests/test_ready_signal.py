@@ -6,6 +6,7 @@ of the signal went on because the signal woke the daemon.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,12 @@ def test_http_signal_opens_the_gate_at_once(api: ApiDaemon, tmp_path: Path,
     bad = api.call("POST", path, api.write_token, data=b'{"date": "2026-13-03"}')
     assert (bad.status, bad.json()) == (
         400, {"error": "date '2026-13-03' is not a date: write it as YYYY-MM-DD, e.g. 2026-12-03"})
+    # date.fromisoformat reads these as 2026-12-03; the docs promise YYYY-MM-DD only
+    for other_form in ("20261203", "2026-W49-4", 20261203):
+        body = json.dumps({"date": other_form}).encode()
+        assert api.call("POST", path, api.write_token, data=body).json() == {
+            "error": f"date {other_form!r} is not a date: write it as YYYY-MM-DD, "
+                     "e.g. 2026-12-03"}
     extra = api.call("POST", path, api.write_token, data=b'{"day": "2026-12-03"}')
     assert extra.status == 400 and extra.json()["error"].startswith('the body takes one field')
     assert api.call("POST", path, api.write_token, data=b"date=2026-12-03").status == 400
@@ -100,8 +107,11 @@ def test_cli_signal_opens_the_gate_at_once(run_cli: Cli, state_dir: Path, tmp_pa
     proc = DaemonProcess(state_dir).start()
     try:
         waiting = _waiting(state_dir, "gated")
-        bad = run_cli("ready", "gated", "--date", "03/12/2026")
-        assert bad.exit_code == 2 and "'03/12/2026' is not a date" in bad.output
+        for bad_date in ("03/12/2026", "20261203"):
+            bad = run_cli("ready", "gated", "--date", bad_date)
+            assert bad.exit_code == 2
+            assert bad.stderr.endswith(f"Error: Invalid value for --date: {bad_date!r} is not "
+                                       "a date; write it as YYYY-MM-DD\n")
         ungated = run_cli("ready", "plain")
         assert ungated.exit_code == 1
         assert "task 'plain' does not wait for a ready signal" in ungated.output
@@ -111,8 +121,9 @@ def test_cli_signal_opens_the_gate_at_once(run_cli: Cli, state_dir: Path, tmp_pa
         result = run_cli("ready", "gated")
         assert result.exit_code == 0, result.output
         assert f"ready signal for gated, {_today()}, recorded" in result.output
-        assert f"told the daemon (pid {proc.proc.pid}) to look at its waiting runs" \
-            in result.output
+        # no SIGHUP: the daemon's tick looks while a run waits, so no reload per signal
+        assert result.stderr == (f"the daemon (pid {proc.proc.pid}) sees it within a second: "
+                                 "a run waiting for it goes on then\n")
         wait_for(lambda: [r for r in _runs(state_dir, "gated")
                           if r.id == waiting.id and r.status == "succeeded"], 15,
                  "the waiting run to go on after the signal")
@@ -156,7 +167,9 @@ def test_dry_run_explains_the_signal(run_cli: Cli, tmp_path: Path) -> None:
         "dry run: would call jobs:succeed\n")
     sent = run_cli("ready", "report", "--date", "2026-12-03")
     assert sent.exit_code == 0
-    assert "no daemon is running here" in sent.output
+    assert sent.stderr == (
+        "no daemon is running here: a run waiting for this signal starts when a daemon on this "
+        "store does (a daemon on another host sees it within a second)\n")
     after = run_cli("run", "report", "--dry-run", "--as-of", "2026-12-03")
     assert after.output.startswith(
         "ready: not yet (waiting for load to succeed for 2026-12-03); ")
@@ -224,3 +237,13 @@ def test_a_signal_whose_id_the_daemon_saw_before_still_opens_the_gate(
                  "the waiting run to go on after the signal")
     finally:
         assert proc.stop() == 0, proc.log()
+
+
+def test_a_signal_needs_the_store_and_never_creates_one(run_cli: Cli, state_dir: Path
+                                                        ) -> None:
+    """A wrong DBCRON_STATE_DIR must not leave an empty store and blame the task's name."""
+    result = run_cli("ready", "gated")
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: no store at {state_dir}/dbcron.db: set DBCRON_STATE_DIR (or --state-dir) "
+        "to where the daemon keeps it, or create one with 'manage-tasks apply'\n")
+    assert not state_dir.exists()

@@ -122,8 +122,8 @@ def test_cli_signal_opens_the_gate_at_once(run_cli: Cli, state_dir: Path, tmp_pa
         assert result.exit_code == 0, result.output
         assert f"ready signal for gated, {_today()}, recorded" in result.output
         # no SIGHUP: the daemon's tick looks while a run waits, so no reload per signal
-        assert result.stderr == (f"the daemon (pid {proc.proc.pid}) sees it within a second: "
-                                 "a run waiting for it goes on then\n")
+        assert result.stderr == (f"the daemon (pid {proc.proc.pid}) sees it within about a "
+                                 "second: a run waiting for it goes on then\n")
         wait_for(lambda: [r for r in _runs(state_dir, "gated")
                           if r.id == waiting.id and r.status == "succeeded"], 15,
                  "the waiting run to go on after the signal")
@@ -169,7 +169,7 @@ def test_dry_run_explains_the_signal(run_cli: Cli, tmp_path: Path) -> None:
     assert sent.exit_code == 0
     assert sent.stderr == (
         "no daemon is running here: a run waiting for this signal starts when a daemon on this "
-        "store does (a daemon on another host sees it within a second)\n")
+        "store does (a daemon on another host sees it within about a second)\n")
     after = run_cli("run", "report", "--dry-run", "--as-of", "2026-12-03")
     assert after.output.startswith(
         "ready: not yet (waiting for load to succeed for 2026-12-03); ")

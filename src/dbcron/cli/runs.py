@@ -271,7 +271,7 @@ def ready(app: App, name: str, day: str | None) -> None:
     """Say a task's data is loaded: opens its ready: {signal: true} gate for that day.
 
     For an ETL on this host; elsewhere POST /api/v1/tasks/NAME/ready does the same.
-    A run waiting for the signal goes on within a second.
+    A run waiting for the signal goes on within about a second.
     """
     from dbcron.services.signals import after_signal, receive
 

@@ -1,10 +1,11 @@
 """Ready signals in: an ETL says "the data for this date is loaded", opening a task's gate.
 
 One function behind `POST /api/v1/tasks/{name}/ready` and `manage-tasks ready`.
-Every daemon on the store sees the signal at its next tick (within a second, while
-a run waits for one: Runner.follow_signals); the API also wakes its own daemon's
-loop, to save that second. The CLI sends no SIGHUP: that would reload every task
-definition per signal (a full reload's digest read) to save at most a second.
+Every daemon on the store sees the signal at its next tick, within about a second
+while a run waits for one (Runner.follow_signals); the API also wakes its own
+daemon's loop, to save that second. The CLI sends no SIGHUP: that would reload
+every task definition per signal to save half a second on average
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -66,5 +67,6 @@ def after_signal(pidfile: Path) -> str:
     pid = daemon_pid(pidfile)
     if pid is None:
         return ("no daemon is running here: a run waiting for this signal starts when a daemon "
-                "on this store does (a daemon on another host sees it within a second)")
-    return f"the daemon (pid {pid}) sees it within a second: a run waiting for it goes on then"
+                "on this store does (a daemon on another host sees it within about a second)")
+    return (f"the daemon (pid {pid}) sees it within about a second: a run waiting for it goes "
+            "on then")

@@ -36,13 +36,7 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
     if not dry_run and (as_of or out_dir or to):
         raise click.UsageError("--as-of, --out and --to go with --dry-run")
     if as_of:
-        from datetime import date
-
-        try:
-            date.fromisoformat(as_of)
-        except ValueError:
-            raise click.BadParameter(f"{as_of!r} is not a date; write it as YYYY-MM-DD",
-                                     param_hint="--as-of") from None
+        _day(as_of, "--as-of")
     if dry_run:
         from dbcron.services.dry_run import dry_run as preview
 

@@ -1,13 +1,16 @@
 """How soon a ready signal starts the run waiting for it (issue 13, ready: {signal: true}).
 
-    .venv/bin/python bench/bench_ready_signal.py [--tasks 10]
+    .venv/bin/python bench/bench_ready_signal.py [--tasks 10] [--via http|cli]
 
 A real scheduler-daemon subprocess with the HTTP API on 127.0.0.1 and N `call`
 tasks gated by `ready: {signal: true, every: 1h}`, so without the wake a run
 would look at its gate again only after an hour. Each task is run now over the
-API; once every run waits, each gets its signal by a real HTTP POST, one after
-the other. Reported: the time from sending the POST to the run's start as the
-store records it, and to its end.
+API; once every run waits, each gets its signal, one after the other: by a real
+HTTP POST (which wakes the daemon's loop), or by `manage-tasks ready NAME` in a
+process of its own (which sends the daemon nothing: its tick finds the signal).
+Reported: the time from the signal (sending the POST; for the CLI, the signal's
+`received_at`, as its process start-up is not the daemon's) to the run's start
+as the store records it, and to its end.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ T = TypeVar("T")
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--via", choices=["http", "cli"], default="http")
     args = parser.parse_args()
     from dbcron.store import open_store
 
@@ -67,7 +71,14 @@ def main() -> None:
             sent: dict[str, datetime] = {}
             for name in names:
                 sent[name] = datetime.now(UTC)
-                _post(base, f"/api/v1/tasks/{name}/ready", token)
+                if args.via == "http":
+                    _post(base, f"/api/v1/tasks/{name}/ready", token)
+                    continue
+                subprocess.run([sys.executable, "-c", "from dbcron.cli import main; main()",
+                                "ready", name], env=env, check=True, capture_output=True)
+                signal = store.signals.first(name, sent[name].date())
+                assert signal is not None
+                sent[name] = signal.received_at
             starts, ends = [], []
             for name, at in sent.items():
                 run = _wait(lambda n=name: next(  # type: ignore[misc]
@@ -78,8 +89,9 @@ def main() -> None:
             daemon.terminate()
             daemon.wait(30)
             store.close()
-    print(f"{len(names)} gated runs, each woken by POST /api/v1/tasks/NAME/ready "
-          "(ready.every: 1h):")
+    how = ("POST /api/v1/tasks/NAME/ready" if args.via == "http"
+           else "manage-tasks ready NAME (no SIGHUP)")
+    print(f"{len(names)} gated runs, each woken by {how} (ready.every: 1h):")
     for what, values in (("signal -> run started", starts), ("signal -> run ended", ends)):
         values.sort()
         print(f"  {what}: median {statistics.median(values) * 1000:.0f} ms, "

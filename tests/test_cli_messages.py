@@ -136,8 +136,9 @@ def test_run_says_an_if_rows_mail_was_not_sent(run_cli: Cli, tmp_path: Path) -> 
 def test_a_bad_as_of_is_a_usage_error(run_cli: Cli, tmp_path: Path) -> None:
     write_task(tmp_path / "t", "tick")
     assert run_cli("apply", str(tmp_path / "t")).exit_code == 0
-    result = run_cli("run", "tick", "--dry-run", "--as-of", "tomorrow")
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == (
-        "Error: Invalid value for --as-of: 'tomorrow' is not a date; write it as YYYY-MM-DD"
-    )
+    for as_of in ("tomorrow", "20261203"):  # date.fromisoformat would take the second
+        result = run_cli("run", "tick", "--dry-run", "--as-of", as_of)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[-1] == (
+            f"Error: Invalid value for --as-of: {as_of!r} is not a date; write it as YYYY-MM-DD"
+        )

@@ -36,13 +36,7 @@ def run(app: App, name: str, local: bool, dry_run: bool, as_of: str | None,
     if not dry_run and (as_of or out_dir or to):
         raise click.UsageError("--as-of, --out and --to go with --dry-run")
     if as_of:
-        from datetime import date
-
-        try:
-            date.fromisoformat(as_of)
-        except ValueError:
-            raise click.BadParameter(f"{as_of!r} is not a date; write it as YYYY-MM-DD",
-                                     param_hint="--as-of") from None
+        _day(as_of, "--as-of")
     if dry_run:
         from dbcron.services.dry_run import dry_run as preview
 
@@ -264,29 +258,30 @@ def backfill(app: App, name: str, first: str, last: str, dry_run: bool, local: b
 @click.command()
 @click.argument("name")
 @click.option("--date", "day", metavar="DATE",
-              help="The business date the data is for (YYYY-MM-DD); default today in the "
-              "task's zone.")
+              help="The run's day the data is for (YYYY-MM-DD): the slot's date in the "
+              "task's timezone; default today there.")
 @pass_app
 def ready(app: App, name: str, day: str | None) -> None:
-    """Say a task's data is loaded: opens its ready: {signal: true} gate for that date.
+    """Say a task's data is loaded: opens its ready: {signal: true} gate for that day.
 
     For an ETL on this host; elsewhere POST /api/v1/tasks/NAME/ready does the same.
-    A run waiting for the signal starts at once.
+    A run waiting for the signal goes on within about a second.
     """
-    from dbcron.services.local_daemon import reload_daemon
-    from dbcron.services.signals import receive
+    from dbcron.services.signals import after_signal, receive
 
-    signal = receive(app.store, app.settings, name, _day(day, "--date") if day else None,
-                     app.now(), "cli")
+    when = _day(day, "--date") if day else None
+    signal = receive(app.existing_store, app.settings, name, when, app.now(), "cli")
     click.echo(f"ready signal for {name}, {signal.business_date}, recorded")
-    # SIGHUP wakes the daemon at once (a daemon on another host sees it within a second).
-    click.echo(reload_daemon(app.settings.pidfile, "to look at its waiting runs"), err=True)
+    click.echo(after_signal(app.settings.pidfile), err=True)
 
 
 def _day(text: str, option: str) -> date:
+    from dbcron.errors import DbcronError
+    from dbcron.services.signals import parse_day
+
     try:
-        return date.fromisoformat(text)
-    except ValueError:
+        return parse_day(text, option)
+    except DbcronError:
         raise click.BadParameter(f"{text!r} is not a date; write it as YYYY-MM-DD",
                                  param_hint=option) from None
 

@@ -27,6 +27,7 @@ QUERY_TIMEOUT = 60.0
 class Look:
     holds: bool
     why: str  # what is still missing, or what opened it
+    signalled: bool = False  # a ready signal for the slot's date is here
 
 
 @dataclass(frozen=True)
@@ -56,25 +57,28 @@ def check(store: Store, settings: Settings, task: Task, slot: datetime) -> Look:
     tz = ZoneInfo(task.schedule.timezone or settings.timezone)
     day = business_date(slot, tz)
     signal = store.signals.first(task.name, day) if task.ready.signal else None
+    got = signal is not None
     missing = [name for name in task.ready.after if not _succeeded_on(store, name, day, tz)]
-    waiting = ([f"the ready signal for {day}"] if task.ready.signal and signal is None else [])
+    waiting = [f"the ready signal for {day}"] if task.ready.signal and not got else []
     if missing:
         waiting.append(f"{', '.join(missing)} to succeed for {day}")
     if waiting:
-        return Look(False, "waiting for " + " and for ".join(waiting))
+        return Look(False, "waiting for " + " and for ".join(waiting), got)
     held = ([f"the ready signal for {day} came at {signal.received_at:%Y-%m-%d %H:%M:%S} UTC "
              f"({signal.sender})"] if signal is not None else [])
     if task.ready.after:
         held.append(f"{', '.join(task.ready.after)} succeeded for {day}")
     if task.ready.query is None:
-        return Look(True, "; ".join(held))
+        return Look(True, "; ".join(held), got)
     try:
         holds = _query_holds(task, slot, tz)
     except Exception as exc:  # the source down is "not ready yet", said in the row
         from dbcron.secrets import mask_secrets
 
-        return Look(False, f"the ready query failed: {mask_secrets(str(exc)).splitlines()[0]}")
-    return Look(holds, "the ready query holds" if holds else "the ready query does not hold yet")
+        return Look(False, f"the ready query failed: {mask_secrets(str(exc)).splitlines()[0]}",
+                    got)
+    return Look(holds, "the ready query holds" if holds else "the ready query does not hold yet",
+                got)
 
 
 def business_date(slot: datetime, tz: ZoneInfo) -> date:

@@ -22,8 +22,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from dbcron.daemon.catchup import too_late
 from dbcron.daemon.run_writer import RunWriter
@@ -66,6 +67,7 @@ class _Attempt:
     number: int = 1
     gate_open: bool = False  # its data-ready gate let it through (or it has none)
     gated: bool = False  # delayed because its gate did not hold (not jitter, not a retry)
+    signalled: bool = False  # its ready signal is here: a signal wakes it no more
     fence: int = FIRST_FENCE  # the claim's fencing number: every write of the row checks it
     due: datetime | None = None  # when it was meant to start, if later than its slot (jitter)
 
@@ -109,8 +111,6 @@ class Runner:
         self._inflight: dict[int, int] = {}
         self.writer = RunWriter(store.runs)
         self.lease = timedelta(seconds=settings.lease_seconds)
-        # Runs claimed from here on look at their gate themselves: older signals need no wake.
-        self._signal_seen = store.signals.latest_id()
 
     def _claim(self) -> Claim:
         return Claim(self.identity.host, self.identity.pid, self.identity.daemon_id, self.lease)
@@ -247,29 +247,48 @@ class Runner:
 
     def follow_signals(self, now: datetime) -> None:
         """A ready signal (from the API, `manage-tasks ready` or another host) opens its
-        task's waiting runs now, not after their `ready.every`: called every tick. The
-        store is asked only while a run here waits for a signal; a signal older than the
-        last id seen then merely makes a run look once more. `now` is the tick's, which
-        `tick` then compares with: a later reading would leave the run for the next tick."""
+        task's waiting runs now, not after their `ready.every`: called every tick.
+
+        While runs here wait for a signal, one query asks which of their (task, date)
+        pairs have one, and each such run looks at its gate at once, once (a run whose
+        gate still waits for `after` or `query` then keeps to `every`). Asking for the
+        pairs rather than following signal ids loses no wake: a run that read "no
+        signal" just before one committed is in `_delayed` by a later tick, which
+        finds the signal still there; and ids, out of commit order on PostgreSQL or
+        reused on SQLite after `forget`, play no part. `now` is the tick's, which
+        `tick` then compares with: a later reading would leave the run for the next
+        tick."""
         with self._lock:
-            waiting = any(d.attempt.gated and _wants_signal(d.attempt.task)
-                          for d in self._delayed)
+            waiting = [d.attempt for d in self._delayed if d.attempt.gated
+                       and not d.attempt.signalled and _wants_signal(d.attempt.task)]
         if not waiting:
             return
-        self._signal_seen, tasks = self.store.signals.since(self._signal_seen)
-        if tasks and self._recheck(tasks, now):
+        keys = {a.run_id: (a.task.name, self._business_date(a)) for a in waiting}
+        present = self.store.signals.present(set(keys.values()))
+        tasks = self._recheck({run for run, key in keys.items() if key in present}, now)
+        if tasks:
             log.info("ready signal for %s: waiting runs look at their gate now",
                      ", ".join(sorted(tasks)))
 
-    def _recheck(self, tasks: set[str], now: datetime) -> int:
-        """Move the gate's next look of these tasks' waiting runs to `now`; how many."""
+    def _business_date(self, attempt: _Attempt) -> date:
+        from dbcron.daemon.gate import business_date
+
+        # ZoneInfo keeps its instances: no file is read per tick.
+        return business_date(attempt.slot, ZoneInfo(attempt.task.schedule.timezone
+                                                    or self.settings.timezone))
+
+    def _recheck(self, run_ids: set[int], now: datetime) -> set[str]:
+        """Move the gate's next look of these waiting runs to `now`; their tasks."""
+        tasks: set[str] = set()
         with self._lock:
-            moved = 0
             for delayed in self._delayed:
-                if delayed.attempt.gated and delayed.attempt.task.name in tasks:
-                    delayed.due, moved = min(delayed.due, now), moved + 1
+                attempt = delayed.attempt
+                if attempt.gated and attempt.run_id in run_ids:
+                    delayed.due = min(delayed.due, now)
+                    attempt.signalled = True
+                    tasks.add(attempt.task.name)
             heapq.heapify(self._delayed)
-        return moved
+        return tasks
 
     def active(self) -> int:
         with self._lock:
@@ -431,6 +450,7 @@ class Runner:
             if self.metrics is not None:
                 self.metrics.observe_gate(task.name, "waiting")
             attempt.gated = True
+            attempt.signalled = look.signalled  # its signal came before this look
             self._delay(attempt, step.next_check)
             return False
         why = f"not ready by {end:%Y-%m-%d %H:%M} UTC: {look.why}"

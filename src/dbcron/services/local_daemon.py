@@ -30,9 +30,8 @@ def daemon_pid(pidfile: Path) -> int | None:
         os.close(fd)
 
 
-def reload_daemon(pidfile: Path, asked: str = "to reload") -> str:
-    """Send SIGHUP to the daemon (it reloads and wakes) and say what happened, in words for
-    the CLI; `asked` says what the signal was for."""
+def reload_daemon(pidfile: Path) -> str:
+    """Send SIGHUP to the daemon and say what happened, in words for the CLI."""
     pid = daemon_pid(pidfile)
     if pid is None:
         return "no daemon is running here; it loads the change when it starts"
@@ -45,4 +44,4 @@ def reload_daemon(pidfile: Path, asked: str = "to reload") -> str:
         )
     except ProcessLookupError:
         return "no daemon is running here; it loads the change when it starts"
-    return f"told the daemon (pid {pid}) {asked}"
+    return f"told the daemon (pid {pid}) to reload"

@@ -2,8 +2,11 @@
 
 A run whose gate says `signal: true` waits until a signal for its slot's date
 is here. Every signal is a row of its own (who sent it, when), so a repeated
-signal is harmless and the history says who opened a gate. The daemon follows
-the ids: a signal newer than the last it saw wakes that task's waiting runs.
+signal is harmless and the history says who opened a gate. The daemon asks,
+every tick while runs wait for one, which of their (task, date) pairs have a
+signal (`present`): ids are no cursor, since they neither commit in order
+(PostgreSQL sequences, concurrent writers) nor stay unique over time (SQLite
+reuses the highest ids once `forget` deleted them).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 
 from dbcron.store.database import Database
 from dbcron.store.tables import ready_signals
@@ -49,18 +52,21 @@ class SignalRepo:
             ).first()
         return SignalRow(*row) if row else None
 
-    def latest_id(self) -> int:
+    def present(self, pairs: set[tuple[str, date]]) -> set[tuple[str, date]]:
+        """Which of these (task, business date) pairs have a signal."""
+        tasks = sorted({task for task, _ in pairs})
+        days = sorted({day for _, day in pairs})
+        found: set[tuple[str, date]] = set()
         with self.db.read() as conn:
-            return int(conn.execute(select(func.max(ready_signals.c.id))).scalar() or 0)
-
-    def since(self, seen: int) -> tuple[int, set[str]]:
-        """(the newest id, the tasks that got a signal after id `seen`)."""
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(ready_signals.c.task, func.max(ready_signals.c.id))
-                .where(ready_signals.c.id > seen).group_by(ready_signals.c.task)
-            ).all()
-        return max((int(r[1]) for r in rows), default=seen), {r[0] for r in rows}
+            # Chunked: SQLite limits bound parameters per statement (one query up to 500 tasks).
+            for i in range(0, len(tasks), 500):
+                rows = conn.execute(
+                    select(ready_signals.c.task, ready_signals.c.business_date).distinct()
+                    .where(ready_signals.c.task.in_(tasks[i : i + 500]),
+                           ready_signals.c.business_date.in_(days))
+                ).all()
+                found.update((r[0], r[1]) for r in rows)
+        return found & pairs
 
     def prune(self, before: datetime) -> int:
         """Forget signals received before `before` (with the run history of that time)."""

@@ -26,7 +26,7 @@ from dbcron.templating import render
 
 if TYPE_CHECKING:
     from dbcron.jobs.export import Writer
-    from dbcron.jobs.pipeline import _Plan
+    from dbcron.jobs.pipeline import Plan
 
 PREVIEW_ROWS = 20
 # One plain address: what the model accepts in email.to, nothing a header could smuggle.
@@ -53,7 +53,7 @@ def kept_mail_name(address: str) -> str:
     return f"mail-{_slug(address)}.eml"
 
 
-def run_burst(request: JobRequest, plan: _Plan) -> JobResult:
+def run_burst(request: JobRequest, plan: Plan) -> JobResult:
     from dbcron.jobs.query import stream_query
 
     task = plan.task
@@ -67,7 +67,7 @@ def run_burst(request: JobRequest, plan: _Plan) -> JobResult:
     return _mail_each(request, plan, columns, recipients, refused, rows)
 
 
-def _split(batches: Any, columns: list[str], plan: _Plan
+def _split(batches: Any, columns: list[str], plan: Plan
            ) -> tuple[dict[str, _Recipient], dict[str, str], int]:
     """Route every row to its recipient's writers; returns who got what and who was refused."""
     from dbcron.jobs.export import open_writer, safe_filename
@@ -119,7 +119,7 @@ def _split(batches: Any, columns: list[str], plan: _Plan
     return recipients, refused, total
 
 
-def _mail_each(request: JobRequest, plan: _Plan, columns: list[str],
+def _mail_each(request: JobRequest, plan: Plan, columns: list[str],
                recipients: dict[str, _Recipient], refused: dict[str, str], total: int
                ) -> JobResult:
     from dbcron.jobs.deliver import keep_sent

@@ -58,6 +58,11 @@ class Settings:
         return self.state_dir / "dbcron.pid"
 
     @property
+    def max_attachment_bytes(self) -> int:
+        """The attachment limit in bytes as sent (base64), from DBCRON_MAX_ATTACHMENT_MB."""
+        return int(self.max_attachment_mb * 1024 * 1024)
+
+    @property
     def source_allowlist(self) -> tuple[str, ...]:
         """Variables besides DBCRON_SOURCE_* that task sources may read (dbcron.sources)."""
         from dbcron.sources import parse_allowlist

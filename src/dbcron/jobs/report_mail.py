@@ -215,7 +215,7 @@ def _split(request: JobRequest, plan: Plan, output: Output) -> Split:
     from dbcron.jobs.export.cut import cut
     from dbcron.jobs.mail.parts import plan_split
 
-    limit = int(request.settings.max_attachment_mb * 1024 * 1024)
+    limit = request.settings.max_attachment_bytes
     return plan_split(output.files, limit,
                       lambda path, budget: cut(path, budget, output.columns, plan.options,
                                                output.rows))

@@ -19,9 +19,10 @@ from dbcron.settings import Settings
 
 
 def too_large(files: Sequence[Path], settings: Settings) -> bool:
-    """Whether the files may not fit: as sent, base64 makes them 4/3 their size."""
-    limit = settings.max_attachment_mb * 1024 * 1024
-    return sum(p.stat().st_size for p in files) * 4 / 3 > limit
+    """Whether the files may not fit as they are (base64, the way the mail counts them)."""
+    from dbcron.jobs.mail.message import base64_size
+
+    return sum(base64_size(p.stat().st_size) for p in files) > settings.max_attachment_bytes
 
 
 def publish(files: Sequence[Path], settings: Settings, task: str, local: datetime

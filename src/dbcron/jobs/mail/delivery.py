@@ -92,7 +92,7 @@ def compose(
             attachments=attachments,
             message_id=message_id,
             date=datetime.now(UTC),
-            max_attachment_bytes=int(settings.max_attachment_mb * 1024 * 1024),
+            max_attachment_bytes=settings.max_attachment_bytes,
             output_note=output_note,
             left_out=left_out,
         )

@@ -14,7 +14,7 @@ from conftest import Cli
 from dbcron.errors import InvalidTask
 from dbcron.validation import not_allowed, parse_task
 from smtp_server import SmtpTestServer
-from test_pipeline import fill_sales
+from test_ledger import apply_sales_report
 
 SUMMARY = {"type": "mail", "name": "summary", "to": ["boss@example.com"],
            "subject": "Sales summary for {{ today }}: {{ rows }} orders",
@@ -24,23 +24,7 @@ SUMMARY = {"type": "mail", "name": "summary", "to": ["boss@example.com"],
 @pytest.fixture
 def applied(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
             monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DBCRON_SMTP_HOST", smtp_server.host)
-    monkeypatch.setenv("DBCRON_SMTP_PORT", str(smtp_server.port))
-    db = tmp_path / "sales.db"
-    fill_sales(f"sqlite:///{db}", rows=30)
-    monkeypatch.setenv("DBCRON_SOURCE_SALES", f"sqlite:///{db}")
-    task: dict[str, Any] = {
-        "name": "daily-sales", "kind": "report", "schedule": {"cron": "0 9 * * *"},
-        "source": "sales", "query": "SELECT id, region, amount FROM sales ORDER BY id",
-        "export": {"formats": ["csv"]},
-        "email": {"to": ["anna@example.com"], "cc": ["bo@example.com"]},
-        "deliver": [SUMMARY],
-    }
-    path = tmp_path / "daily-sales.yaml"
-    path.write_text(yaml.safe_dump(task))
-    result = run_cli("apply", str(path))
-    assert result.exit_code == 0, result.output
-    return path
+    return apply_sales_report(run_cli, tmp_path, smtp_server, monkeypatch, [SUMMARY])
 
 
 def _ledger(run_cli: Cli) -> list[tuple[str, str, str, bool]]:

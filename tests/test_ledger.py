@@ -16,13 +16,12 @@ from test_pipeline import fill_sales
 from webhook_server import WebhookServer
 
 
-@pytest.fixture
-def setup(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
-          webhook_server: WebhookServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+def apply_sales_report(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
+                       monkeypatch: pytest.MonkeyPatch, deliver: list[dict[str, Any]]) -> Path:
+    """Apply daily-sales (30 rows of a SQLite source, csv, mailed to anna, cc bo) with
+    these deliver: entries; returns its task file (the database is sales.db beside it)."""
     monkeypatch.setenv("DBCRON_SMTP_HOST", smtp_server.host)
     monkeypatch.setenv("DBCRON_SMTP_PORT", str(smtp_server.port))
-    monkeypatch.setenv("DBCRON_SECRET_SLACK_HOOK", f"{webhook_server.url}/slack")
-    monkeypatch.setenv("DBCRON_SECRET_ETL_HOOK", f"{webhook_server.url}/etl")
     db = tmp_path / "sales.db"
     fill_sales(f"sqlite:///{db}", rows=30)
     monkeypatch.setenv("DBCRON_SOURCE_SALES", f"sqlite:///{db}")
@@ -31,15 +30,24 @@ def setup(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
         "source": "sales", "query": "SELECT id, region, amount FROM sales ORDER BY id",
         "export": {"formats": ["csv"]},
         "email": {"to": ["anna@example.com"], "cc": ["bo@example.com"]},
-        "deliver": [{"type": "slack", "url": "${DBCRON_SECRET_SLACK_HOOK}"},
-                    {"type": "webhook", "name": "etl", "url": "${DBCRON_SECRET_ETL_HOOK}",
-                     "retries": 0}],
+        "deliver": deliver,
     }
     path = tmp_path / "daily-sales.yaml"
     path.write_text(yaml.safe_dump(task))
     applied = run_cli("apply", str(path))
     assert applied.exit_code == 0, applied.output
-    return db
+    return path
+
+
+@pytest.fixture
+def setup(run_cli: Cli, tmp_path: Path, smtp_server: SmtpTestServer,
+          webhook_server: WebhookServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DBCRON_SECRET_SLACK_HOOK", f"{webhook_server.url}/slack")
+    monkeypatch.setenv("DBCRON_SECRET_ETL_HOOK", f"{webhook_server.url}/etl")
+    apply_sales_report(run_cli, tmp_path, smtp_server, monkeypatch, [
+        {"type": "slack", "url": "${DBCRON_SECRET_SLACK_HOOK}"},
+        {"type": "webhook", "name": "etl", "url": "${DBCRON_SECRET_ETL_HOOK}", "retries": 0}])
+    return tmp_path / "sales.db"
 
 
 def _ledger(run_cli: Cli) -> list[dict[str, Any]]:
